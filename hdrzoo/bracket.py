@@ -1,0 +1,162 @@
+"""The one data contract of hdrzoo: a bracket of LDR frames with their exposures.
+
+A :class:`Bracket` is what readers return, what the synthetic generator produces, what
+datasets yield (as :meth:`Bracket.sample`) and what ``merge()`` accepts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from hdrzoo.errors import BracketError
+
+__all__ = ["Bracket"]
+
+
+def _as_float_tensor(value: Any, what: str) -> torch.Tensor:
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(np.ascontiguousarray(value))
+    elif not isinstance(value, torch.Tensor):
+        try:
+            value = torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise BracketError(f"{what} must be a tensor or array, got {type(value).__name__}") from err
+    if not value.is_floating_point():
+        raise BracketError(
+            f"{what} must be floating point in [0, 1] (got dtype {value.dtype}); "
+            "divide integer frames by their divisor, e.g. u16 / 65535, or use hdrzoo.read_bracket"
+        )
+    return value.to(torch.float32)
+
+
+@dataclass
+class Bracket:
+    """One bracketed capture of a (possibly moving) scene.
+
+    Attributes:
+        ldr: frames as stored (gamma-encoded), RGB, float32 in [0, 1], shape ``(N, 3, H, W)``.
+        exposures: relative exposure times ``t_i = 2 ** (ev_i - min ev)``, shape ``(N,)``.
+            The shortest is 1; other positive values (e.g. seconds) are divided by their
+            minimum on construction.
+        ref: index of the reference frame, whose geometry the HDR output takes.
+        gt: optional linear HDR ground truth ``(3, H, W)`` in units where ``t = 1``.
+        name: scene name.
+        meta: free-form provenance (source path, layout, divisor, bit depth, true flow...).
+
+    Frames need not be sorted by exposure; models sort internally where they need to.
+
+    Example:
+        >>> b = Bracket(torch.rand(3, 3, 8, 8), torch.tensor([1.0, 4.0, 16.0]), ref=1)
+        >>> b.batch()["ldr"].shape
+        torch.Size([1, 3, 3, 8, 8])
+    """
+
+    ldr: torch.Tensor
+    exposures: torch.Tensor
+    ref: int
+    gt: torch.Tensor | None = None
+    name: str = ""
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        where = f" (scene {self.name!r})" if self.name else ""
+        self.ldr = _as_float_tensor(self.ldr, f"ldr{where}")
+        if self.ldr.ndim != 4 or self.ldr.shape[1] != 3:
+            raise BracketError(
+                f"ldr{where} must have shape (N, 3, H, W) with RGB frames, got {tuple(self.ldr.shape)}; "
+                "convert grey or RGBA frames to RGB first"
+            )
+        n, _, h, w = self.ldr.shape
+        if n < 1 or h < 1 or w < 1:
+            raise BracketError(f"ldr{where} is empty: shape {tuple(self.ldr.shape)}")
+        if not torch.isfinite(self.ldr).all():
+            raise BracketError(f"ldr{where} contains NaN or Inf pixels; frames must be finite values in [0, 1]")
+
+        self.exposures = _as_float_tensor(self.exposures, f"exposures{where}").reshape(-1)
+        if self.exposures.numel() != n:
+            raise BracketError(
+                f"exposures{where}: {self.exposures.numel()} values for {n} frames; give one exposure per frame"
+            )
+        if not torch.isfinite(self.exposures).all() or (self.exposures <= 0).any():
+            raise BracketError(
+                f"exposures{where} must be finite and positive, got {self.exposures.tolist()}; "
+                "exposure times are t = 2 ** (ev - min ev)"
+            )
+        if torch.unique(self.exposures).numel() != n:
+            raise BracketError(
+                f"exposures{where} contain duplicates {self.exposures.tolist()}; "
+                "each frame of a bracket needs its own exposure"
+            )
+        self.exposures = self.exposures / self.exposures.min()
+
+        if isinstance(self.ref, torch.Tensor):
+            self.ref = int(self.ref.item())
+        if isinstance(self.ref, float) and not float(self.ref).is_integer():
+            raise BracketError(f"ref{where} must be an integer frame index, got {self.ref}")
+        self.ref = int(self.ref)
+        if not 0 <= self.ref < n:
+            raise BracketError(f"ref{where} = {self.ref} is out of range for {n} frames (0..{n - 1})")
+
+        if self.gt is not None:
+            self.gt = _as_float_tensor(self.gt, f"gt{where}")
+            if tuple(self.gt.shape) != (3, h, w):
+                raise BracketError(
+                    f"gt{where} must have shape (3, {h}, {w}) to match the frames, got {tuple(self.gt.shape)}"
+                )
+            if not torch.isfinite(self.gt).all():
+                raise BracketError(f"gt{where} contains NaN or Inf values")
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.ldr.shape[0])
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(H, W)`` of the frames."""
+        return int(self.ldr.shape[-2]), int(self.ldr.shape[-1])
+
+    @property
+    def evs(self) -> list[float]:
+        """Exposure values relative to the shortest frame (``log2 t``)."""
+        return [math.log2(t) for t in self.exposures.tolist()]
+
+    def sample(self) -> dict[str, Any]:
+        """The unbatched dict a dataset yields: ``ldr, exposures, ref`` (long), ``name`` and ``gt`` if known."""
+        out: dict[str, Any] = {
+            "ldr": self.ldr,
+            "exposures": self.exposures,
+            "ref": torch.tensor(self.ref, dtype=torch.long),
+            "name": self.name,
+        }
+        if self.gt is not None:
+            out["gt"] = self.gt
+        return out
+
+    def batch(self) -> dict[str, Any]:
+        """The dict a DataLoader would yield for a batch of this one bracket (leading dim 1)."""
+        out: dict[str, Any] = {
+            "ldr": self.ldr[None],
+            "exposures": self.exposures[None],
+            "ref": torch.tensor([self.ref], dtype=torch.long),
+            "name": [self.name],
+        }
+        if self.gt is not None:
+            out["gt"] = self.gt[None]
+        return out
+
+    def crop(self, top: int, left: int, height: int, width: int) -> Bracket:
+        """A spatial crop of frames and ground truth (meta is copied, flows are not cropped)."""
+        sl = (..., slice(top, top + height), slice(left, left + width))
+        return Bracket(
+            self.ldr[sl],
+            self.exposures,
+            self.ref,
+            None if self.gt is None else self.gt[sl],
+            self.name,
+            dict(self.meta),
+        )

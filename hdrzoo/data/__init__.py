@@ -1,0 +1,1 @@
+"""Synthetic brackets, datasets and LightningDataModules."""

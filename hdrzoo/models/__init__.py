@@ -1,0 +1,1 @@
+"""The networks of the zoo and their LightningModules."""
