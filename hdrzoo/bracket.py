@@ -25,7 +25,9 @@ def _as_float_tensor(value: Any, what: str) -> torch.Tensor:
         try:
             value = torch.as_tensor(value)
         except (TypeError, ValueError, RuntimeError) as err:
-            raise BracketError(f"{what} must be a tensor or array, got {type(value).__name__}") from err
+            raise BracketError(
+                f"{what} must be a tensor or array, got {type(value).__name__}"
+            ) from err
     if not value.is_floating_point():
         raise BracketError(
             f"{what} must be floating point in [0, 1] (got dtype {value.dtype}); "
@@ -75,7 +77,9 @@ class Bracket:
         if n < 1 or h < 1 or w < 1:
             raise BracketError(f"ldr{where} is empty: shape {tuple(self.ldr.shape)}")
         if not torch.isfinite(self.ldr).all():
-            raise BracketError(f"ldr{where} contains NaN or Inf pixels; frames must be finite values in [0, 1]")
+            raise BracketError(
+                f"ldr{where} contains NaN or Inf pixels; frames must be finite values in [0, 1]"
+            )
 
         self.exposures = _as_float_tensor(self.exposures, f"exposures{where}").reshape(-1)
         if self.exposures.numel() != n:
@@ -100,7 +104,9 @@ class Bracket:
             raise BracketError(f"ref{where} must be an integer frame index, got {self.ref}")
         self.ref = int(self.ref)
         if not 0 <= self.ref < n:
-            raise BracketError(f"ref{where} = {self.ref} is out of range for {n} frames (0..{n - 1})")
+            raise BracketError(
+                f"ref{where} = {self.ref} is out of range for {n} frames (0..{n - 1})"
+            )
 
         if self.gt is not None:
             self.gt = _as_float_tensor(self.gt, f"gt{where}")

@@ -22,6 +22,7 @@ __all__ = [
     "triangle_hi",
     "triangle_lo",
     "classic_weights",
+    "reinhard",
 ]
 
 MU = 5000.0
@@ -52,6 +53,20 @@ def mu_law(x: torch.Tensor, mu: float = MU) -> torch.Tensor:
 def inverse_mu_law(y: torch.Tensor, mu: float = MU) -> torch.Tensor:
     """Inverse of :func:`mu_law`: ``x = ((1 + mu) ** y - 1) / mu``."""
     return torch.expm1(y * math.log1p(mu)) / mu
+
+
+def reinhard(x: torch.Tensor, exposure: float = 1.0) -> torch.Tensor:
+    """Global Reinhard operator ``y = e x / (1 + e x)`` for display (not used by any loss).
+
+    Args:
+        x: linear HDR, any shape, non-negative.
+        exposure: multiplier ``e`` applied before the curve.
+
+    Returns:
+        Values in [0, 1) of ``x``'s shape.
+    """
+    scaled = exposure * x.clamp(min=0.0)
+    return scaled / (1.0 + scaled)
 
 
 def linearize(ldr: torch.Tensor, exposures: torch.Tensor, gamma: float = GAMMA) -> torch.Tensor:
@@ -131,8 +146,10 @@ def classic_weights(ldr_sorted: torch.Tensor, ref: int) -> torch.Tensor:
     n = ldr_sorted.shape[1]
     x = ldr_sorted[:, ref]
     weights: list[torch.Tensor | None] = [None] * n
-    weights[ref] = triangle_mid(x) + (triangle_hi(x) if ref == 0 else 0.0) + (
-        triangle_lo(x) if ref == n - 1 else 0.0
+    weights[ref] = (
+        triangle_mid(x)
+        + (triangle_hi(x) if ref == 0 else 0.0)
+        + (triangle_lo(x) if ref == n - 1 else 0.0)
     )
     carry = triangle_hi(x)
     for j in range(ref - 1, -1, -1):
