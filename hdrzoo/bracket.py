@@ -18,7 +18,7 @@ from hdrzoo.errors import BracketError
 __all__ = ["Bracket"]
 
 
-def _as_float_tensor(value: Any, what: str) -> torch.Tensor:
+def _as_float_tensor(value: Any, what: str, integers_ok: bool = False) -> torch.Tensor:
     if isinstance(value, np.ndarray):
         value = torch.from_numpy(np.ascontiguousarray(value))
     elif not isinstance(value, torch.Tensor):
@@ -28,7 +28,9 @@ def _as_float_tensor(value: Any, what: str) -> torch.Tensor:
             raise BracketError(
                 f"{what} must be a tensor or array, got {type(value).__name__}"
             ) from err
-    if not value.is_floating_point():
+    if not value.is_floating_point() and not (
+        integers_ok and not value.is_complex() and value.dtype != torch.bool
+    ):
         raise BracketError(
             f"{what} must be floating point in [0, 1] (got dtype {value.dtype}); "
             "divide integer frames by their divisor, e.g. u16 / 65535, or use hdrzoo.read_bracket"
@@ -81,7 +83,9 @@ class Bracket:
                 f"ldr{where} contains NaN or Inf pixels; frames must be finite values in [0, 1]"
             )
 
-        self.exposures = _as_float_tensor(self.exposures, f"exposures{where}").reshape(-1)
+        self.exposures = _as_float_tensor(
+            self.exposures, f"exposures{where}", integers_ok=True
+        ).reshape(-1)
         if self.exposures.numel() != n:
             raise BracketError(
                 f"exposures{where}: {self.exposures.numel()} values for {n} frames; give one exposure per frame"
