@@ -13,21 +13,19 @@ The batch dict is the data contract (ARCHITECTURE.md): ``ldr (B, N, 3, H, W)``,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics import MeanMetric
 
 from hdrzoo.errors import HDRZooError, InputSizeError
 
 __all__ = ["NetOutput", "HDRModule", "check_frame_count"]
-
-OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
-SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
 
 EVAL_METRICS = ("psnr_mu", "psnr_l", "ssim_mu", "ssim_l")
 
@@ -74,11 +72,14 @@ class HDRModule(L.LightningModule):
     """
 
     net: nn.Module
+    conventions: dict[str, Any] = {}
+    """Input conventions of the model's reference weights (e.g. ``{"divisor": 65536}``); the
+    CLI uses them as defaults when reading brackets."""
 
     def __init__(
         self,
-        optimizer: OptimizerFactory | None = None,
-        lr_scheduler: SchedulerFactory | None = None,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__()
         self.optimizer_factory = optimizer or _default_optimizer
