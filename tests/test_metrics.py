@@ -51,23 +51,26 @@ def np_blur_valid(image: np.ndarray, g: np.ndarray) -> np.ndarray:
     return sum(g[j] * rows[:, j : w - k + 1 + j] for j in range(k))
 
 
-def np_ssim(pred: np.ndarray, target: np.ndarray) -> float:
-    """SSIM of one (C, H, W) image pair: reflect padding by 5 (no edge repeat), 11 x 11
-    Gaussian (sigma 1.5), C1 = 0.01^2, C2 = 0.03^2, mean over channels and all H x W."""
+def np_ssim(pred: np.ndarray, target: np.ndarray, padding: str = "reflect") -> float:
+    """SSIM of one (C, H, W) image pair: 11 x 11 Gaussian (sigma 1.5), C1 = 0.01^2,
+    C2 = 0.03^2, mean over channels and positions. ``padding="reflect"``: pad by 5 (no edge
+    repeat) and score all H x W positions; ``"valid"``: only positions the window fits."""
     g = np_gaussian_window()
     pad = (g.size - 1) // 2
     c1, c2 = 0.01**2, 0.03**2
     maps = []
     for x, y in zip(pred.astype(np.float64), target.astype(np.float64)):
-        x = np.pad(x, pad, mode="reflect")
-        y = np.pad(y, pad, mode="reflect")
+        if padding == "reflect":
+            x = np.pad(x, pad, mode="reflect")
+            y = np.pad(y, pad, mode="reflect")
         mx, my = np_blur_valid(x, g), np_blur_valid(y, g)
         vx = np_blur_valid(x * x, g) - mx**2
         vy = np_blur_valid(y * y, g) - my**2
         cxy = np_blur_valid(x * y, g) - mx * my
         maps.append(((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2)))
     ssim_map = np.stack(maps)
-    assert ssim_map.shape == pred.shape
+    if padding == "reflect":
+        assert ssim_map.shape == pred.shape
     return float(ssim_map.mean())
 
 
@@ -192,13 +195,18 @@ def test_ssim_matches_numpy_gaussian_ssim_with_reflect_padding():
     assert max(got_mu) < 0.99
 
 
-def test_ssim_uses_reflect_padding_not_a_valid_region():
-    # A structure in the border strip changes the score only if the border is scored.
-    target = torch.full((3, 32, 32), 0.5, dtype=torch.float64)
-    pred = target.clone()
-    pred[:, :3, :] = 0.2
-    border_only = float(ssim_l(pred, target))
-    assert border_only < 0.99
+def test_ssim_scores_the_reflect_padded_border_not_only_the_valid_region():
+    # A defect in the outer 3 rows weighs far more when the border pixels are scored
+    # (reflect padding, torchmetrics) than when only fully covered windows are (skimage-style
+    # valid region); the numpy reference above must side with the padded version.
+    target = np.random.default_rng(7).uniform(0.2, 0.8, size=(1, 3, 32, 32))
+    pred = target.copy()
+    pred[:, :, :3, :] = 0.05
+    got = float(ssim_l(pred, target))
+    padded = np_ssim(pred[0], target[0])
+    valid = np_ssim(pred[0], target[0], padding="valid")
+    assert got == pytest.approx(padded, abs=1e-6)
+    assert abs(got - valid) > 0.05
 
 
 # ---- PU21 ---------------------------------------------------------------------------------
