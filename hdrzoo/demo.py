@@ -142,7 +142,7 @@ def run_demo(
     panels.append(("ground truth", viz.display(scene.gt)))
     for method, hdr in results.items():
         if method != "reference frame":
-            panels.append((f"|error| {method} (mu-law)", viz.error_map(hdr, scene.gt)))
+            panels.append((f"|error| {method} (mu-law)", viz.error_map(hdr, scene.gt).image))
     write_image(out / "comparison.png", viz.side_by_side(panels, columns=4))
 
     console.print(table)
