@@ -934,9 +934,14 @@ def _read_exposures(plan: _Plan) -> tuple[np.ndarray, list[float] | None, str]:
                     f"{plan.source} has no exposure.txt and {frame} has no EXIF ExposureTime; "
                     "write exposure.txt with one EV per line, in frame order"
                 )
+            if not (math.isfinite(seconds) and seconds > 0):
+                raise ReadError(
+                    f"{frame}: EXIF ExposureTime {seconds} is not a positive time; "
+                    "write exposure.txt with one EV per line instead"
+                )
             times.append(seconds)
         return (
-            _checked_times(np.asarray(times, dtype=np.float64), plan.frames[0], times),
+            _checked_times(np.asarray(times, dtype=np.float64), plan.frames[0].parent, times),
             None,
             "exif",
         )
