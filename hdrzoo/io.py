@@ -442,6 +442,12 @@ def _no_layout_error(folder: Path, files: list[Path]) -> ReadError:
     shown = ", ".join(p.name for p in files[:12]) or "no files"
     if len(files) > 12:
         shown += f", ... ({len(files)} files)"
+    subfolders = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name[0] != ".")
+    if subfolders:
+        shown += f"; subfolders: {', '.join(subfolders[:8])}" + (
+            ", ..." if len(subfolders) > 8 else ""
+        )
+        shown += " (to list the scenes below a dataset folder, use hdrzoo.io.find_scenes)"
     expected = "\n".join(f"  {name}: {text}" for name, text in _LAYOUT_HELP.items())
     return ReadError(
         f"{folder} matches no bracket layout. Found: {shown}.\nEach layout expects:\n{expected}\n"
@@ -1044,6 +1050,8 @@ def _load(plan: _Plan, divisor: float, ref: int | None) -> Bracket:
     if "divisor" in sidecar and divisor == DEFAULT_DIVISOR:
         divisor = sidecar["divisor"]
 
+    # Exposures first: a bad exposure file is reported before any frame is decoded.
+    times, evs, exposure_source = _read_exposures(plan)
     arrays = []
     for frame in plan.frames:
         array = _read_ldr_array(frame)
@@ -1065,7 +1073,6 @@ def _load(plan: _Plan, divisor: float, ref: int | None) -> Bracket:
     ldr = np.stack([_to_unit(a, divisor) for a in arrays])
     del arrays
 
-    times, evs, exposure_source = _read_exposures(plan)
     n = len(plan.frames)
     if ref is None:
         ref = sidecar.get("ref", plan.default_ref)
@@ -1108,7 +1115,8 @@ def _load(plan: _Plan, divisor: float, ref: int | None) -> Bracket:
     if plan.expected_bits is not None:
         meta["expected_bit_depth"] = plan.expected_bits
     if plan.alignratio is not None:
-        meta["gt_scale"] = f"gt_png / alignratio / {float(times[ref])} (medium -> shortest units)"
+        # gt = gt_png / alignratio * gt_scale: NTIRE's medium-frame units -> shortest-frame units
+        meta["gt_scale"] = 1.0 / float(times[ref])
     return Bracket(
         ldr=torch.from_numpy(ldr),
         exposures=torch.from_numpy(times),

@@ -242,6 +242,7 @@ def test_ntire_round_trip_8_bit_frames_and_gt_in_shortest_exposure_units(tmp_pat
     expected = (medium_units / 4.0).transpose(2, 0, 1)  # t_medium = 4 in shortest units
     np.testing.assert_allclose(back.gt.numpy(), expected, rtol=1e-6, atol=0)
     assert float((back.gt - bracket.gt).abs().max()) <= 0.5 / ratio / 4.0 * 1.0001
+    assert back.meta["gt_scale"] == 0.25
     # the same scene named by its folder (one id) reads the same
     assert torch.equal(read_bracket(tmp_path).ldr, back.ldr)
 
@@ -512,6 +513,13 @@ def test_folder_matching_no_layout_lists_what_was_found_and_expected(tmp_path):
         assert f"{layout}:" in message
 
 
+def test_dataset_root_is_not_a_scene_and_the_error_points_to_find_scenes(tmp_path):
+    bracket = bracket_from_codes(two_tone_codes(3, 4, 4), 65535)
+    write_bracket(tmp_path, bracket, layout="challenge123")
+    with pytest.raises(ReadError, match="subfolders: 001_1, 001_2, 001_3.*find_scenes"):
+        read_bracket(tmp_path)
+
+
 def test_ground_truth_size_mismatch(scene16):
     gt = scene16 / "HDRImg.hdr"
     cv2.imwrite(str(gt), np.ones((5, 8, 3), np.float32))
@@ -758,6 +766,19 @@ def test_read_only_folder_raises_write_error(tmp_path):
         assert list(folder.iterdir()) == []
     finally:
         folder.chmod(0o755)
+
+
+def test_permission_denied_becomes_write_error_naming_the_file(tmp_path, monkeypatch):
+    # The same path as a read-only folder, reproducible when running as root.
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(hio.tempfile, "mkstemp", denied)
+    with pytest.raises(WriteError, match=re.escape(str(tmp_path / "a.png")) + ".*writable"):
+        write_image(tmp_path / "a.png", torch.zeros(3, 2, 2))
+    with pytest.raises(WriteError, match="ldr_0.tif"):
+        write_bracket(tmp_path / "k", bracket_from_codes(two_tone_codes(3, 4, 4), 65535))
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_hidden_temporary_files_are_ignored_by_readers(scene16):
