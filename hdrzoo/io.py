@@ -1356,17 +1356,17 @@ def _existing_scene_files(folders: list[Path], ntire_id: str | None) -> list[Pat
 
 def _commit(jobs: list[tuple[Path, Callable[[Path], None]]], folders: list[Path]) -> None:
     """Write every job to a temporary file, then rename them all; on failure remove everything."""
-    created = []
+    created: list[Path] = []
     try:
         for folder in folders:
             if not folder.is_dir():
-                folder.mkdir(parents=True)
+                try:
+                    folder.mkdir(parents=True)
+                except OSError as err:
+                    raise WriteError(
+                        f"cannot create {folder}: {err.strerror}; choose a writable folder"
+                    ) from err
                 created.append(folder)
-    except OSError as err:
-        raise WriteError(
-            f"cannot create {folder}: {err.strerror}; choose a writable folder"
-        ) from err
-    try:
         with contextlib.ExitStack() as stack:
             for target, write in jobs:
                 tmp = stack.enter_context(atomic_path(target))

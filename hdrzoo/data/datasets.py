@@ -239,7 +239,8 @@ def extract_patches(
 
     Idempotent: when ``index.json`` exists and records the same scenes, size, stride and
     divisor, nothing is read or written. Otherwise the cache is rebuilt, and ``index.json``
-    is written last so an interrupted build is never taken for a complete one.
+    is written last so an interrupted build is never taken for a complete one. Under DDP,
+    build it once (rank 0, e.g. in a DataModule's ``prepare_data``) before the ranks read it.
 
     Args:
         scenes: scene paths (e.g. from :func:`discover_scenes`).

@@ -169,6 +169,19 @@ def test_random_crops_are_windows_of_the_scene_and_repeat_with_the_seed(scene_pa
     assert torch.equal(sample["gt"], full.gt[:, top : top + 5, left : left + 5])
 
 
+def test_worker_crops_repeat_with_the_global_seed_and_change_with_it(scene_paths):
+    dataset = BracketDataset(scene_paths * 2, crop_size=5, train=True, seed=3)
+
+    def crops(torch_seed: int) -> torch.Tensor:
+        torch.manual_seed(torch_seed)
+        loader = DataLoader(dataset, batch_size=4, num_workers=1)
+        return next(iter(loader))["ldr"]
+
+    first = crops(11)
+    assert torch.equal(first, crops(11))
+    assert not torch.equal(first, crops(12))
+
+
 def test_crop_larger_than_the_scene_is_an_error(scene_paths):
     with pytest.raises(HDRZooError, match="larger than scene"):
         BracketDataset(scene_paths, crop_size=(13, 4))[0]
