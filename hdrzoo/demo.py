@@ -43,7 +43,9 @@ def _smallest_learned_model() -> str | None:
     return min(sizes, key=sizes.get) if sizes else None
 
 
-def _train(name: str, out_dir: Path, minutes: float, max_steps: int | None, seed: int, console) -> Any:
+def _train(
+    name: str, out_dir: Path, minutes: float, max_steps: int | None, seed: int, console
+) -> Any:
     import lightning as L
     from lightning.pytorch.callbacks import RichProgressBar
     from lightning.pytorch.loggers import CSVLogger
@@ -74,7 +76,9 @@ def _train(name: str, out_dir: Path, minutes: float, max_steps: int | None, seed
         callbacks=[RichProgressBar()],
         enable_model_summary=False,
     )
-    console.print(f"training [bold]{name}[/bold] on synthetic brackets for up to {minutes:g} min on CPU ...")
+    console.print(
+        f"training [bold]{name}[/bold] on synthetic brackets for up to {minutes:g} min on CPU ..."
+    )
     trainer.fit(module, datamodule=data)
     return module.eval()
 
@@ -117,7 +121,9 @@ def run_demo(
 
     name = model or _smallest_learned_model()
     if name is None:
-        console.print("[yellow]no learned model is available yet: showing the classic merge only[/yellow]")
+        console.print(
+            "[yellow]no learned model is available yet: showing the classic merge only[/yellow]"
+        )
     else:
         learned = _train(name, out, minutes, max_steps, seed, console)
         results[name] = learned.merge(scene)
@@ -128,10 +134,18 @@ def run_demo(
     scores: dict[str, dict[str, float]] = {}
     for method, hdr in results.items():
         scores[method] = metrics.evaluate(hdr, scene.gt, metrics=("psnr_mu", "psnr_l", "ssim_mu"))
-        table.add_row(method, *(f"{scores[method][k]:.2f}" if k != "ssim_mu" else f"{scores[method][k]:.4f}" for k in ("psnr_mu", "psnr_l", "ssim_mu")))
+        table.add_row(
+            method,
+            *(
+                f"{scores[method][k]:.2f}" if k != "ssim_mu" else f"{scores[method][k]:.4f}"
+                for k in ("psnr_mu", "psnr_l", "ssim_mu")
+            ),
+        )
 
     write_hdr(out / "ground_truth.exr", scene.gt)
-    panels = [(f"frame {i} (t={t:g})", scene.ldr[i]) for i, t in enumerate(scene.exposures.tolist())]
+    panels = [
+        (f"frame {i} (t={t:g})", scene.ldr[i]) for i, t in enumerate(scene.exposures.tolist())
+    ]
     for method, hdr in results.items():
         if method == "reference frame":
             continue
@@ -146,5 +160,7 @@ def run_demo(
     write_image(out / "comparison.png", viz.side_by_side(panels, columns=4))
 
     console.print(table)
-    console.print(f"wrote {out}/comparison.png and the HDR images in {time.monotonic() - started:.0f} s")
+    console.print(
+        f"wrote {out}/comparison.png and the HDR images in {time.monotonic() - started:.0f} s"
+    )
     return scores

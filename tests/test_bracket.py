@@ -75,9 +75,14 @@ def test_rejects_bad_exposures(exposures, pattern):
         Bracket(frames(), torch.tensor(exposures), 1, name="scene7")
 
 
-def test_rejects_integer_exposures():
+def test_accepts_integer_exposures_as_float():
+    b = Bracket(frames(), torch.tensor([1, 4, 16]), 1)
+    assert b.exposures.dtype == torch.float32 and b.exposures.tolist() == [1.0, 4.0, 16.0]
+
+
+def test_rejects_integer_frames():
     with pytest.raises(BracketError, match="floating point"):
-        Bracket(frames(), torch.tensor([1, 4, 16]), 1)
+        Bracket(torch.randint(0, 255, (3, 3, 4, 5)), T3, 1)
 
 
 @pytest.mark.parametrize("ref", [3, -1, 1.5, torch.tensor(7)])
@@ -94,14 +99,10 @@ def test_accepts_integral_references_of_any_type(ref, expected):
     assert bracket.ref == expected and type(bracket.ref) is int
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="bracket.py bug: ref=None crashes with TypeError, not BracketError",
-)
-def test_ref_none_raises_bracket_error():
-    with pytest.raises(BracketError):
-        Bracket(frames(), T3, None)
+@pytest.mark.parametrize("ref", [None, "1", True, torch.tensor([0, 1])])
+def test_rejects_references_that_are_not_one_integer(ref):
+    with pytest.raises(BracketError, match="ref"):
+        Bracket(frames(), T3, ref)
 
 
 @pytest.mark.parametrize(
@@ -200,9 +201,6 @@ def test_crop_takes_the_same_window_of_frames_and_ground_truth():
     assert c.meta == b.meta and c.meta is not b.meta
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bracket.py: crop beyond the frame silently returns a smaller bracket"
-)
 def test_crop_beyond_the_frame_is_an_error():
     with pytest.raises(BracketError):
         Bracket(frames(3, 6, 7), T3, 1).crop(4, 4, 4, 4)

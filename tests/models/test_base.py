@@ -23,7 +23,9 @@ def _scenes(count: int, size: int = 24) -> list[dict]:
 
 
 def _trainer() -> L.Trainer:
-    return L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    return L.Trainer(
+        accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False
+    )
 
 
 def _numpy_psnr_mu(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -45,7 +47,9 @@ def test_validation_logs_per_image_averaged_metrics():
 
 
 def test_test_stage_logs_under_test_prefix():
-    results = _trainer().test(hdrzoo.load("classic"), DataLoader(_scenes(2)[1:], batch_size=1), verbose=False)[0]
+    results = _trainer().test(
+        hdrzoo.load("classic"), DataLoader(_scenes(2)[1:], batch_size=1), verbose=False
+    )[0]
     assert results["test/psnr_mu"] > 30 and 0 < results["test/ssim_l"] <= 1
 
 
@@ -60,5 +64,7 @@ def test_fitting_a_model_without_parameters_is_a_clear_error():
 
 
 def test_forward_wraps_plain_tensors_in_net_output():
-    out = hdrzoo.load("classic")(torch.rand(1, 2, 3, 4, 4), torch.tensor([[1.0, 4.0]]), torch.tensor([0]))
+    out = hdrzoo.load("classic")(
+        torch.rand(1, 2, 3, 4, 4), torch.tensor([[1.0, 4.0]]), torch.tensor([0])
+    )
     assert isinstance(out, NetOutput) and out.hdr.shape == (1, 3, 4, 4) and out.aux == {}
