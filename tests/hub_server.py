@@ -12,7 +12,8 @@
 Like the Hub, large files (``.safetensors``) are served as LFS objects: their ETag is the
 sha256 of the content; other files use the git blob sha1. Files are read from
 ``root/{org}/{repo}/`` at request time; a repository answers to the revision ``main`` and
-to its commit hash (a sha1 of its files, so editing a file makes a new commit).
+to the hash of any commit it has served (a sha1 of its files: editing a file makes a new
+commit and moves ``main``, older commits stay downloadable, as on the Hub).
 
 Fault injection, per file name, on ``GET`` only (``HEAD`` keeps announcing the genuine ETag
 and size, as a flaky CDN would):
@@ -21,13 +22,16 @@ and size, as a flaky CDN would):
 - ``server.truncate``: the headers announce the full length, the connection drops after half
   of the file, on every attempt (resumed requests included).
 
-``server.requests`` logs ``(method, path)`` of every request.
+``server.requests`` logs ``(method, path)`` of every request; ``server.after_request``, if
+set, is called with the same pair once the request is resolved and before its response is
+sent (to change the repository between two requests without racing the client).
 """
 
 from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -50,6 +54,8 @@ class HubServer:
         self.corrupt: set[str] = set()
         self.truncate: set[str] = set()
         self.requests: list[tuple[str, str]] = []
+        self.after_request: Callable[[str, str], None] | None = None
+        self._history: dict[tuple[str, str], dict[str, bytes]] = {}
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._httpd.daemon_threads = True
@@ -69,15 +75,20 @@ class HubServer:
         self._httpd.server_close()
 
     # ----------------------------------------------------------- repository view -----
-    def commit(self, repo_id: str) -> str:
-        """The commit hash the repository ``org/name`` currently answers with."""
+    def snapshot(self, repo_id: str) -> tuple[str, dict[str, bytes]]:
+        """The current commit hash of ``org/name`` and its files; every commit seen stays servable."""
+        files = {p.name: p.read_bytes() for p in (self.root / repo_id).iterdir() if p.is_file()}
         digest = hashlib.sha1()
-        for path in sorted((self.root / repo_id).iterdir()):
-            if path.is_file():
-                digest.update(
-                    path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest()
-                )
-        return digest.hexdigest()
+        for name in sorted(files):
+            digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+        commit = digest.hexdigest()
+        with self._lock:
+            self._history[(repo_id, commit)] = files
+        return commit, files
+
+    def commit(self, repo_id: str) -> str:
+        """The commit hash the branch ``main`` of ``org/name`` currently points to."""
+        return self.snapshot(repo_id)[0]
 
     def count(self, method: str | None = None, filename: str | None = None) -> int:
         """How many requests were logged, optionally only those of ``method`` for ``filename``."""
@@ -100,15 +111,16 @@ class HubServer:
         folder = self.root / repo_id
         if not folder.is_dir() or ".." in parts:
             return 404, {"X-Error-Code": "RepoNotFound"}, None
-        commit = self.commit(repo_id)
-        if revision not in ("main", commit):
-            return 404, {"X-Error-Code": "RevisionNotFound"}, None
-        file = folder / filename
-        if not file.is_file():
+        commit, files = self.snapshot(repo_id)
+        if revision != "main":
+            commit, files = revision, self._history.get((repo_id, revision))
+            if files is None:
+                return 404, {"X-Error-Code": "RevisionNotFound"}, None
+        content = files.get(filename)
+        if content is None:
             return 404, {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": commit}, None
-        content = file.read_bytes()
         headers = {"X-Repo-Commit": commit, "Accept-Ranges": "bytes"}
-        if file.suffix in LFS_SUFFIXES:
+        if Path(filename).suffix in LFS_SUFFIXES:
             sha256 = hashlib.sha256(content).hexdigest()
             headers |= {"ETag": f'"{sha256}"', "X-Linked-Etag": f'"{sha256}"'}
             headers["X-Linked-Size"] = str(len(content))
@@ -128,6 +140,9 @@ def _make_handler(server: HubServer) -> type[BaseHTTPRequestHandler]:
         def _answer(self, with_body: bool) -> None:
             server.log(self.command, self.path)
             status, headers, content = server.resolve(self.path)
+            if server.after_request is not None:
+                # Before the response goes out, so the client cannot race the change.
+                server.after_request(self.command, self.path)
             if content is None:
                 self.send_response(status)
                 for key, value in headers.items():

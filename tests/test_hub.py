@@ -195,6 +195,21 @@ def test_hf_hub_follows_a_moved_branch_to_new_weights(hub, tmp_path):
     assert_same_network(load("hf-hub:org/tiny", cache_dir=cache), second)
 
 
+def test_branch_moving_between_config_and_weights_still_pairs_them(hub, tmp_path):
+    first, second = trained_tiny(seed=1), trained_tiny(channels=5, seed=2)
+    publish(hub, first)
+
+    def push_second_after_config(method: str, path: str) -> None:
+        if method == "GET" and path.endswith("/config.json"):
+            hub.after_request = None
+            publish(hub, second)
+
+    hub.after_request = push_second_after_config
+    # config.json comes from the first commit; its weights must too, not the new main's.
+    assert_same_network(load("hf-hub:org/tiny", cache_dir=tmp_path / "cache"), first)
+    assert_same_network(load("hf-hub:org/tiny", cache_dir=tmp_path / "cache2"), second)
+
+
 @pytest.mark.parametrize("how", ["env", "constant"])
 def test_offline_second_load_comes_from_cache_without_requests(hub, tmp_path, monkeypatch, how):
     original = trained_tiny()
