@@ -87,7 +87,7 @@ def create_model(name: str, **overrides: Any):
 
 # ------------------------------------------------------------------ loading ------
 def load(
-    name_or_uri: str,
+    name_or_uri: str | os.PathLike,
     weights: str | os.PathLike | None = None,
     pretrained: bool = False,
     device: str | torch.device | None = None,
@@ -99,7 +99,8 @@ def load(
 
     Args:
         name_or_uri: a registry name (``"safnet_s"``), a tagged name (``"safnet_s.kalantari17"``),
-            or a weights URI / path (then the model is read from its ``config.json`` or checkpoint).
+            or a weights URI / path (then the model is read from its ``config.json`` or
+            checkpoint; a ``.safetensors`` or ``.pth`` file needs the name instead).
         weights: where the weights come from (module docstring); ``None`` with
             ``pretrained=False`` gives random weights.
         pretrained: load the default (or the named) tag's published weights from the Hub.
@@ -113,7 +114,8 @@ def load(
         >>> model.frames is None
         True
     """
-    source = str(weights) if weights is not None else None
+    name_or_uri = os.fspath(name_or_uri)
+    source = os.fspath(weights) if weights is not None else None
     if _is_weights_uri(name_or_uri):
         if source is not None:
             raise ModelError(

@@ -379,7 +379,7 @@ def test_lightning_checkpoint_rebuilds_the_model_without_a_name(tiny, tmp_path):
     assert stored["hdrzoo"] == {"model": TINY}
     assert stored["global_step"] == 2
 
-    loaded = load(str(ckpt))
+    loaded = load(ckpt)  # a Path works as well as a str
     assert isinstance(loaded, TinyModule) and not loaded.training
     assert_same_network(loaded, trained.eval())
     for key, value in stored["state_dict"].items():
