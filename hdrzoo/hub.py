@@ -190,11 +190,11 @@ def _load_from_source(
         folder = _download_hub_folder(source[len("hf-hub:") :], cache_dir)
         try:
             return _load_folder(name, folder, strict, overrides, origin=source)
-        except _CorruptedWeights as err:
-            # hf_hub_download does not check plain-HTTP downloads against their sha256, so a
+        except _DamagedFile as err:
+            # hf_hub_download does not check plain-HTTP downloads against their hash, so a
             # damaged transfer sits in the cache under its genuine name; drop it, or every later
             # load (offline ones included) would fail the same way.
-            _evict_cached_file(folder / WEIGHTS_NAME)
+            _evict_cached_file(err.path)
             raise WeightsError(
                 f"{err} The damaged copy was removed from the Hugging Face cache; load again to "
                 "download it afresh."
@@ -238,7 +238,7 @@ def _download_hub_folder(spec: str, cache_dir) -> Path:
     # them here as well honours a change made later in the same process (notebooks, tests).
     options = {
         "cache_dir": cache_dir,
-        "endpoint": os.environ.get("HF_ENDPOINT") or None,
+        "endpoint": os.environ.get("HF_ENDPOINT", "").rstrip("/") or None,
         "local_files_only": _env_flag("HF_HUB_OFFLINE"),
     }
     folder = None
@@ -292,8 +292,12 @@ def _evict_cached_file(path: Path) -> None:
 
 
 # ---------------------------------------------------------- weights folders ------
-class _CorruptedWeights(WeightsError):
-    """``model.safetensors`` does not match the sha256 its ``config.json`` records."""
+class _DamagedFile(WeightsError):
+    """A file whose bytes are damaged (bad JSON, checksum mismatch), as opposed to wrong content."""
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 def _sha256(path: Path) -> str:
@@ -320,9 +324,10 @@ def read_weights_config(folder: Path) -> dict[str, Any]:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
         # ValueError covers JSONDecodeError and over-long integers; RecursionError deep nesting.
-        raise WeightsError(
+        raise _DamagedFile(
             f"{path} is not valid JSON ({type(err).__name__}: {str(err)[:200]}); re-export or "
-            "re-download it"
+            "re-download it",
+            path,
         ) from err
     if not isinstance(config, dict) or config.get("format") != WEIGHTS_FORMAT:
         raise WeightsError(
@@ -345,9 +350,10 @@ def _load_folder(
         raise WeightsError(f"{origin}: {WEIGHTS_NAME} is missing from {folder}")
     actual = _sha256(weights_path)
     if actual != config["sha256"].lower():
-        raise _CorruptedWeights(
+        raise _DamagedFile(
             f"{origin}: {WEIGHTS_NAME} is corrupted or truncated (sha256 {actual[:12]}... but "
-            f"config.json says {config['sha256'][:12]}...); nothing was loaded."
+            f"config.json says {config['sha256'][:12]}...); nothing was loaded.",
+            weights_path,
         )
     model_name = config["model"]
     if name is not None and name.partition(".")[0] != model_name:

@@ -30,6 +30,7 @@ sent (to change the repository between two requests without racing the client).
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -210,6 +211,10 @@ def serve_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HubServer:
     (tmp_path / "hub").mkdir()
     server = HubServer(tmp_path / "hub")
     monkeypatch.setenv("HF_ENDPOINT", server.url)
+    # Keep any HTTP(S)_PROXY of the caller's environment away from 127.0.0.1.
+    no_proxy = ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1", "localhost"]))
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    monkeypatch.setenv("no_proxy", no_proxy)
     set_offline(monkeypatch, False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))

@@ -259,6 +259,17 @@ def test_corrupted_download_is_refused_and_dropped_from_the_cache(hub, tmp_path)
     assert hub.count("GET", "model.safetensors") == 2
 
 
+def test_corrupted_config_download_is_dropped_from_the_cache(hub, tmp_path):
+    original = trained_tiny()
+    publish(hub, original)
+    cache = tmp_path / "cache"
+    hub.corrupt.add("config.json")
+    with pytest.raises(WeightsError, match="config.json is not valid JSON.*removed from the"):
+        load("hf-hub:org/tiny", cache_dir=cache)
+    hub.corrupt.clear()
+    assert_same_network(load("hf-hub:org/tiny", cache_dir=cache), original)
+
+
 def test_truncated_download_raises_weights_error_and_leaves_no_partial_file(
     hub, tmp_path, monkeypatch
 ):
