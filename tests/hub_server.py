@@ -32,6 +32,8 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
+import types
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -204,7 +206,8 @@ def serve_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HubServer:
       starts online whatever the caller's shell says (see :func:`set_offline`);
     - the default cache (``HF_HOME``, ``constants.HF_HUB_CACHE``) moves under ``tmp_path``, so
       nothing touches the user's cache even where a test omits ``cache_dir``; ``HF_TOKEN`` is
-      removed so no credential is ever sent to the test server.
+      removed so no credential is ever sent to the test server;
+    - retries do not sleep (:func:`skip_retry_sleeps`).
     """
     import huggingface_hub.constants as hf_constants
 
@@ -219,7 +222,23 @@ def serve_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HubServer:
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))
     monkeypatch.delenv("HF_TOKEN", raising=False)
+    skip_retry_sleeps(monkeypatch)
     return server
+
+
+def skip_retry_sleeps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make huggingface_hub's retry back-off instant (it waits 1 + 2 + 4 + 8 + 8 s on a dead host).
+
+    Its modules call ``time.sleep`` through their module-level ``time``; that name is replaced
+    by a copy of the ``time`` module whose ``sleep`` returns at once. ``raising=False``: if a
+    future version drops the name, the tests only get slower.
+    """
+    import huggingface_hub.file_download as file_download
+    import huggingface_hub.utils._http as hub_http
+
+    instant = types.SimpleNamespace(**{**vars(time), "sleep": lambda seconds: None})
+    for module in (file_download, hub_http):
+        monkeypatch.setattr(module, "time", instant, raising=False)
 
 
 def set_offline(monkeypatch: pytest.MonkeyPatch, offline: bool = True) -> None:

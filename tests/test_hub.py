@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import types
 from pathlib import Path
 
 import pytest
@@ -228,6 +226,16 @@ def test_offline_second_load_comes_from_cache_without_requests(hub, tmp_path, mo
     assert len(hub.requests) == before
 
 
+def test_unreachable_hub_falls_back_to_the_cache(hub, tmp_path):
+    original = trained_tiny()
+    publish(hub, original)
+    load("hf-hub:org/tiny", cache_dir=tmp_path / "cache")
+    hub.stop()
+    assert_same_network(load("hf-hub:org/tiny", cache_dir=tmp_path / "cache"), original)
+    with pytest.raises(WeightsError, match="Hub cannot be reached"):
+        load("hf-hub:org/tiny", cache_dir=tmp_path / "empty")
+
+
 def test_offline_with_empty_cache_says_how_to_fix(hub, tmp_path, monkeypatch):
     publish(hub, trained_tiny())
     set_offline(monkeypatch)
@@ -273,12 +281,7 @@ def test_corrupted_config_download_is_dropped_from_the_cache(hub, tmp_path):
 def test_truncated_download_raises_weights_error_and_leaves_no_partial_file(
     hub, tmp_path, monkeypatch
 ):
-    import huggingface_hub.file_download as file_download
-
-    # huggingface_hub sleeps 1 s before each of its 5 resume attempts; not needed against localhost.
-    monkeypatch.setattr(
-        file_download, "time", types.SimpleNamespace(sleep=lambda seconds: None), raising=False
-    )
+    # serve_hub made huggingface_hub's five 1 s pauses between resume attempts instant.
     original = trained_tiny()
     publish(hub, original)
     cache = tmp_path / "cache"
@@ -541,4 +544,3 @@ def test_export_overwrites_a_previous_export(tiny, tmp_path):
     export(second, out)
     assert_same_network(load(f"local-dir:{out}"), second)
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary leftovers
-    shutil.rmtree(out)
