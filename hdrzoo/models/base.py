@@ -169,10 +169,15 @@ class HDRModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        from hdrzoo.errors import ModelError
         from hdrzoo.models.registry import model_name_of
 
-        # Lets `hdrzoo.load("last.ckpt")` rebuild the right model without being told its name.
-        checkpoint["hdrzoo"] = {"model": model_name_of(self)}
+        # Lets `hdrzoo.load("last.ckpt")` rebuild the right model without being told its name;
+        # a user's own unregistered subclass simply saves no entry.
+        try:
+            checkpoint["hdrzoo"] = {"model": model_name_of(self)}
+        except ModelError:
+            pass
 
     # -------------------------------------------------------------- inference -----
     def merge(
