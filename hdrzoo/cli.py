@@ -154,6 +154,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     model = load(args.model, weights=args.weights, pretrained=args.pretrained, device=args.device)
     divisor = args.divisor or model.conventions.get("divisor", 65535)
     scenes = _expand_scenes(args.scenes)
+    names = _scene_names(scenes)
 
     table = Table(title=f"hdrzoo merge ({args.model})")
     for column in ("scene", "status", "PSNR-mu", "PSNR-L", "output"):
@@ -161,8 +162,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     failures = 0
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("merging", total=len(scenes))
-        for scene in scenes:
-            name = _scene_name(scene)
+        for scene, name in zip(scenes, names):
             target = out_dir / f"{name}.{args.format}"
             progress.update(task, description=f"merging {name}")
             if target.exists() and not args.overwrite:
@@ -191,18 +191,25 @@ def _cmd_merge(args: argparse.Namespace) -> int:
             except HDRZooError as err:
                 failures += 1
                 table.add_row(name, "[red]failed[/red]", "", "", str(err))
-                console.print(f"[red]{name}: {err}[/red]")
+                print(f"{name}: {err}", file=sys.stderr)
             progress.advance(task)
     Console().print(table)
     if failures:
-        console.print(f"{failures} of {len(scenes)} scene(s) failed; the others were written.")
+        print(
+            f"{failures} of {len(scenes)} scene(s) failed; the others were written.",
+            file=sys.stderr,
+        )
     return 1 if failures else 0
 
 
-def _scene_name(scene: Path) -> str:
-    parts = [p for p in scene.resolve().parts[-2:] if p not in ("/", "")]
-    # Kalantari's nested test sets reuse folder names (EXTRA/001 vs Training/001).
-    return "_".join(parts) if len(parts) == 2 and parts[-1].isdigit() else scene.name
+def _scene_names(scenes: list[Path]) -> list[str]:
+    """Output names: the scene folder's name, prefixed by its parent where two scenes share one
+    (Kalantari's nested test sets reuse 001, 002, ... under EXTRA/ and Training/)."""
+    names = [scene.name for scene in scenes]
+    for i, scene in enumerate(scenes):
+        if names.count(scene.name) > 1:
+            names[i] = f"{scene.resolve().parent.name}_{scene.name}"
+    return names
 
 
 # ------------------------------------------------------------------ models -------
