@@ -66,6 +66,9 @@ _POLE_FRACTION = 0.125
 _DOWNSAMPLE = 4
 """Crop candidates are scored on the map average-pooled by this factor (speed)."""
 
+_DARK_LDR = 0.1
+"""Below this LDR value in every channel a reference pixel counts as underexposed."""
+
 _TEXTURE_CANDIDATES = 6
 """Sprite textures: the most textured of this many random windows of the map."""
 
@@ -88,15 +91,23 @@ class SyntheticConfig:
             ``.hdr`` / ``.exr`` file, or a list of any of these (one is drawn per sample).
         camera_translation: ``(min, max)`` camera shift of a non-reference frame, in pixels.
         camera_rotation: largest camera roll of a non-reference frame, in degrees.
-        camera_scale: largest relative zoom change (0.01 = +-1 %).
+        camera_scale: largest relative zoom change (0.005 = +-0.5 %).
         camera_perspective: largest extra displacement of an image corner that turns the
             similarity into a homography, in pixels.
+            The camera defaults (up to ~10 px at the corners of a 256 px frame) keep the
+            unaligned merge's background errors well below its ghosts (DATA.md's guarantee);
+            raise them for harder alignment.
         n_objects: ``(min, max)`` number of moving sprites, inclusive.
         object_speed: ``(min, max)`` sprite speed in pixels per frame step.
         object_spin: largest sprite rotation in degrees per frame step.
         object_radius: ``(min, max)`` sprite radius as a fraction of ``min(H, W)``.
-        object_gain: ``(min, max)`` radiance gain of the sprite texture (log-uniform).
+        object_contrast: ``(min, max)`` stops between a sprite's mean radiance and that of the
+            background it starts on in the reference (darker over saturated background,
+            brighter over nearly black background, either way elsewhere).
         object_edge: width of the soft matte edge, in pixels.
+        object_on_clipped: probability that a sprite's reference position is drawn among the
+            pixels the reference frame clips (saturated or nearly black), where the classic
+            merge relies on the other frames, so that its motion leaves real ghosts.
         shot_noise: Poisson variance per unit of signal (signal 1 = full well).
         read_noise: standard deviation of the Gaussian read noise.
         crf: ``"gamma"`` (``x ** (1 / 2.2)``) or ``"s-curve"`` (gamma followed by a smooth
@@ -116,16 +127,17 @@ class SyntheticConfig:
     evs: tuple[float, ...] | None = None
     ev_steps: tuple[float, ...] = (2.0, 3.0)
     radiance: str | list[str] = "assets"
-    camera_translation: tuple[float, float] = (2.0, 10.0)
-    camera_rotation: float = 1.5
-    camera_scale: float = 0.01
-    camera_perspective: float = 2.0
+    camera_translation: tuple[float, float] = (1.0, 6.0)
+    camera_rotation: float = 1.0
+    camera_scale: float = 0.005
+    camera_perspective: float = 1.0
     n_objects: tuple[int, int] = (1, 3)
     object_speed: tuple[float, float] = (10.0, 60.0)
     object_spin: float = 4.0
     object_radius: tuple[float, float] = (0.1, 0.25)
-    object_gain: tuple[float, float] = (0.5, 2.0)
+    object_contrast: tuple[float, float] = (2.0, 5.0)
     object_edge: float = 1.5
+    object_on_clipped: float = 0.75
     shot_noise: float = 1e-4
     read_noise: float = 2e-4
     crf: str = "gamma"
@@ -160,7 +172,7 @@ class SyntheticConfig:
             raise HDRZooError(
                 f"SyntheticConfig.ref = {self.ref} is out of range for {self.n_frames} frames"
             )
-        for name in ("camera_translation", "object_speed", "object_radius", "object_gain",
+        for name in ("camera_translation", "object_speed", "object_radius", "object_contrast",
                      "saturation", "n_objects"):  # fmt: skip
             value = tuple(_as_tuple(getattr(self, name)))
             if len(value) != 2 or value[0] > value[1] or value[0] < 0:
@@ -168,8 +180,6 @@ class SyntheticConfig:
                     f"SyntheticConfig.{name} must be a (min, max) pair with 0 <= min <= max, got {value}"
                 )
             setattr(self, name, value)
-        if self.object_gain[0] <= 0:
-            raise HDRZooError("SyntheticConfig.object_gain must be positive")
         if self.object_radius[1] > 0.5:
             raise HDRZooError("SyntheticConfig.object_radius is a fraction of min(H, W), <= 0.5")
         if self.crf not in ("gamma", "s-curve"):
@@ -177,7 +187,7 @@ class SyntheticConfig:
         if self.bit_depth not in (8, 16):
             raise HDRZooError(f"SyntheticConfig.bit_depth must be 8 or 16, got {self.bit_depth}")
         for name in ("camera_rotation", "camera_scale", "camera_perspective", "object_spin",
-                     "object_edge", "shot_noise", "read_noise"):  # fmt: skip
+                     "object_edge", "shot_noise", "read_noise", "object_on_clipped"):  # fmt: skip
             if not getattr(self, name) >= 0:
                 raise HDRZooError(f"SyntheticConfig.{name} must be >= 0")
         if self.crop_candidates < 1:
@@ -393,55 +403,83 @@ def _smooth_noise(
     return resize(coarse, (height, width), interpolation="bilinear", align_corners=True)[0]
 
 
-def procedural_radiance(height: int, width: int, generator: torch.Generator) -> torch.Tensor:
+def procedural_radiance(
+    height: int,
+    width: int,
+    generator: torch.Generator,
+    sky: bool = True,
+    emitters: bool = True,
+) -> torch.Tensor:
     """A procedural linear radiance map: textured albedo x smooth light + sky + emitters.
 
-    Albedo in [0.02, 0.9] (coloured multi-octave noise with sharp-edged patches), lit by a
-    smooth illumination spanning about 6 stops with soft shadows, a bright sky band above a
-    tilted horizon and a few small emitters up to ~2^11 times the mean light: the darkest
-    texture and the brightest light are more than 12 stops apart.
+    Albedo in [0.02, 0.9] (coloured multi-octave noise and a few sharp-edged rectangles),
+    lit by a smooth illumination with soft shadows (about -6.5 to +2.5 stops), often below a
+    sky 32-64 times brighter than unit light, and one to three tiny emitters of 2^10-2^13
+    (together well under 0.1 % of the pixels, so that they clip in every frame, as a lamp or
+    the sun does): the darkest texture (~2^-12) and the brightest light are more than 12
+    stops apart.
 
     Args:
         height: rows H.
         width: columns W.
         generator: the source of randomness (seeded by the caller).
+        sky: whether a sky may appear (with probability 0.6).
+        emitters: whether to add the emitters (off for sprite textures).
 
     Returns:
         Non-negative radiance ``(3, H, W)``, float32.
+
+    Example:
+        >>> r = procedural_radiance(32, 48, torch.Generator().manual_seed(0))
+        >>> r.shape, bool((r >= 0).all())
+        (torch.Size([3, 32, 48]), True)
     """
     g = generator
-    detail = sum(
-        _smooth_noise(3, height, width, cells, g) / (1 + i)
-        for i, cells in enumerate((3, 9, 27, max(27, width // 4)))
-    )
-    base = 0.1 + 0.8 * torch.rand(3, 1, 1, generator=g)
-    patches = (_smooth_noise(1, height, width, 6, g) > 0.15).float()
-    patch_colour = 0.05 + 0.85 * torch.rand(3, 1, 1, generator=g)
-    albedo = base * torch.exp(0.6 * detail)
-    albedo = albedo * (1 - patches) + patch_colour * torch.exp(0.3 * detail) * patches
-    albedo = albedo.clamp(0.02, 0.9)
 
-    light_stops = 3.0 * _smooth_noise(1, height, width, 2, g)
-    shadow = torch.sigmoid(8.0 * _smooth_noise(1, height, width, 4, g))
-    illumination = torch.exp2(light_stops - 3.0 * shadow)
+    def uniform(low: float, high: float) -> float:
+        return low + (high - low) * float(torch.rand(1, generator=g))
+
+    detail = sum(
+        0.35 * _smooth_noise(1, height, width, cells, g)
+        for cells in (6, 16, 40, max(40, max(height, width) // 8))
+    )
+    colour = 0.15 + 0.7 * torch.rand(3, 1, 1, generator=g)
+    tint = 0.3 * _smooth_noise(3, height, width, 3, g)
+    albedo = colour * torch.exp(tint + detail)
+    for _ in range(int(torch.randint(4, 11, (1,), generator=g))):
+        y0, x0 = int(uniform(0, height - 2)), int(uniform(0, width - 2))
+        y1 = min(height, y0 + 2 + int(uniform(0.05, 0.4) * height))
+        x1 = min(width, x0 + 2 + int(uniform(0.05, 0.4) * width))
+        patch_colour = 0.03 + 0.87 * torch.rand(3, 1, 1, generator=g)
+        albedo[:, y0:y1, x0:x1] = patch_colour * torch.exp(0.5 * detail[:, y0:y1, x0:x1])
+    albedo = albedo.clamp_(0.02, 0.9)
+
+    shadow = torch.sigmoid(10.0 * _smooth_noise(1, height, width, 5, g))
+    light = torch.exp2(2.5 * _smooth_noise(1, height, width, 2, g) - 4.0 * shadow)
+    radiance = albedo * light
 
     ys = torch.linspace(0, 1, height)[:, None]
     xs = torch.linspace(0, 1, width)[None, :]
-    horizon = 0.15 + 0.35 * float(torch.rand(1, generator=g))
-    tilt = 0.2 * (float(torch.rand(1, generator=g)) - 0.5)
-    sky_mask = torch.sigmoid((horizon + tilt * (xs - 0.5) - ys) * height / 3.0)
-    sky = torch.exp2(4.0 + 1.5 * (horizon - ys).clamp(min=0) / max(horizon, 1e-3))
-    sky_colour = torch.tensor([0.75, 0.85, 1.0])[:, None, None]
-    radiance = albedo * illumination * (1 - sky_mask) + sky_colour * sky * sky_mask
+    if sky and uniform(0, 1) < 0.6:
+        horizon = uniform(0.1, 0.4)
+        tilt = uniform(-0.1, 0.1)
+        sky_mask = torch.sigmoid((horizon + tilt * (xs - 0.5) - ys) * height / 2.0)
+        sky = torch.exp2(5.0 + (ys / horizon).clamp(max=1.0)) * (1.0 + 0.1 * detail)
+        sky_colour = torch.tensor([0.7, 0.85, 1.0])[:, None, None]
+        radiance = radiance * (1 - sky_mask) + sky_colour * sky * sky_mask
 
-    n_emitters = 1 + int(torch.randint(0, 4, (1,), generator=g))
-    for _ in range(n_emitters):
-        cy, cx = torch.rand(2, generator=g).tolist()
-        radius = (0.01 + 0.03 * float(torch.rand(1, generator=g))) * max(height, width)
-        power = float(torch.exp2(8.0 + 3.0 * torch.rand(1, generator=g)))
+    count = 1 + int(torch.randint(0, 3, (1,), generator=g)) if emitters else 0
+    for _ in range(count):
+        cy, cx = uniform(0, 1), uniform(0, 1)
+        # discs of at most 0.015 % of the image each, soft edge included: under the
+        # 99.9th percentile together, so that k is set by the scene, not by the lamps
+        radius = uniform(0.5, 1.0) * math.sqrt(1.5e-4 * height * width / math.pi) - 1.0
+        radius = max(0.5, radius)
+        power = 2.0 ** uniform(10.0, 13.0)
         colour = 0.7 + 0.3 * torch.rand(3, 1, 1, generator=g)
-        d2 = ((ys - cy) * height) ** 2 + ((xs - cx) * width) ** 2
-        radiance = radiance + colour * power * torch.exp(-d2 / (2 * radius**2))
+        distance = torch.sqrt(((ys - cy) * (height - 1)) ** 2 + ((xs - cx) * (width - 1)) ** 2)
+        disc = (radius + 0.5 - distance).clamp(0.0, 1.0)
+        radiance = radiance + colour * power * disc
     return radiance.float()
 
 
@@ -579,13 +617,60 @@ class _Sprite:
         return poses
 
 
+def _luminance(radiance: torch.Tensor) -> torch.Tensor:
+    return 0.2126 * radiance[0] + 0.7152 * radiance[1] + 0.0722 * radiance[2]
+
+
+class _ReferenceExposure:
+    """The reference frame's background as the camera will expose it (before sprites).
+
+    Where the reference clips (saturated where a shorter frame exists, nearly black where a
+    longer one exists) the classic merge takes the other frames, so a sprite moving there
+    leaves real ghosts, as in the reference fixtures, whose objects cross saturated sky.
+    """
+
+    def __init__(self, background: torch.Tensor, t_ref: float, ref: int, n: int) -> None:
+        self.background = background
+        self.scale = float(_percentile(background[:, ::2, ::2].reshape(1, -1), PERCENTILE)[0])
+        self.gain = t_ref / self.scale if self.scale > 0 else 0.0
+        self.can_saturate = ref > 0
+        self.can_darken = ref < n - 1
+
+    def clipped_anchors(self) -> torch.Tensor:
+        """(x, y) ``(K, 2)`` of clipped reference pixels on a 4-px lattice of the image interior."""
+        height, width = self.background.shape[-2:]
+        y_lo, y_hi = int(0.1 * height), int(0.9 * height)
+        x_lo, x_hi = int(0.1 * width), int(0.9 * width)
+        lattice = self.background[:, y_lo:y_hi:_DOWNSAMPLE, x_lo:x_hi:_DOWNSAMPLE]
+        brightest = lattice.amax(dim=0) * self.gain
+        clipped = torch.zeros(brightest.shape, dtype=torch.bool)
+        if self.gain > 0 and self.can_saturate:
+            clipped |= brightest >= SATURATED_LDR**GAMMA
+        if self.gain > 0 and self.can_darken:
+            clipped |= brightest <= _DARK_LDR**GAMMA
+        rows, cols = torch.nonzero(clipped, as_tuple=True)
+        return torch.stack([x_lo + cols * _DOWNSAMPLE, y_lo + rows * _DOWNSAMPLE], dim=1).float()
+
+    def level_around(self, centre: tuple[float, float], radius: float) -> float:
+        """Mean background luminance in the box of half-size ``radius`` around ``centre``."""
+        height, width = self.background.shape[-2:]
+        x0 = min(max(int(centre[0] - radius), 0), width - 1)
+        y0 = min(max(int(centre[1] - radius), 0), height - 1)
+        x1 = max(min(int(centre[0] + radius) + 1, width), x0 + 1)
+        y1 = max(min(int(centre[1] + radius) + 1, height), y0 + 1)
+        return float(_luminance(self.background[:, y0:y1, x0:x1]).mean())
+
+
 def _make_sprites(
     config: SyntheticConfig,
     texture_source: Any,
     rng: np.random.Generator,
+    reference: _ReferenceExposure,
 ) -> list[_Sprite]:
+    """Sprites with mattes, textures and motion, placed and lit against the reference."""
     height, width = config.size
     count = int(rng.integers(config.n_objects[0], config.n_objects[1] + 1))
+    anchors = reference.clipped_anchors() if count else torch.zeros(0, 2)
     sprites = []
     for index in range(count):
         radius = float(rng.uniform(*config.object_radius)) * min(height, width)
@@ -603,16 +688,34 @@ def _make_sprites(
                 "phase": float(rng.uniform(0, 2 * math.pi)),
             }
         alpha = _matte(shape, size, radius, params, config.object_edge)
-        gain = math.exp(
-            rng.uniform(math.log(config.object_gain[0]), math.log(config.object_gain[1]))
-        )
-        texture = texture_source(size) * gain
+        texture = texture_source(size)
         speed = float(rng.uniform(*config.object_speed))
         heading = float(rng.uniform(0, 2 * math.pi))
-        centre = (
-            float(rng.uniform(0.15, 0.85)) * (width - 1),
-            float(rng.uniform(0.15, 0.85)) * (height - 1),
-        )
+        if len(anchors) and rng.random() < config.object_on_clipped:
+            x, y = anchors[int(rng.integers(0, len(anchors)))].tolist()
+            centre = (x + float(rng.uniform(-2, 2)), y + float(rng.uniform(-2, 2)))
+        else:
+            centre = (
+                float(rng.uniform(0.15, 0.85)) * (width - 1),
+                float(rng.uniform(0.15, 0.85)) * (height - 1),
+            )
+        # the sprite's mean level sits `contrast` stops away from the background it starts
+        # on: darker over what the reference saturates, brighter over what it crushes
+        background = reference.level_around(centre, radius)
+        exposed = background * reference.gain
+        contrast = float(rng.uniform(*config.object_contrast))
+        if reference.can_saturate and exposed >= 0.5:
+            sign = -1.0
+        elif reference.can_darken and exposed <= _DARK_LDR**GAMMA:
+            sign = 1.0
+        else:
+            sign = 1.0 if rng.random() < 0.5 else -1.0
+        own = float((_luminance(texture) * alpha).sum() / alpha.sum().clamp(min=1e-6))
+        target = background * 2.0 ** (sign * contrast)
+        if reference.scale > 0:  # a sprite must not become the scene's brightest light
+            target = min(target, 0.5 * reference.scale)
+        gain = target / own if own > 0 and target > 0 else 1.0
+        texture = texture * gain
         sprite = _Sprite(
             rgba=torch.cat([texture * alpha, alpha[None]], dim=0),
             centre=centre,
@@ -624,6 +727,7 @@ def _make_sprites(
                 "shape": shape,
                 "radius_px": radius,
                 "speed_px": speed,
+                "contrast_stops": sign * contrast,
                 "gain": gain,
                 "centre_ref": centre,
             },
@@ -788,7 +892,7 @@ def synthesize(seed: int, config: SyntheticConfig | None = None, **overrides: An
         canvas = procedural_radiance(canvas_h, canvas_w, generator)
 
         def texture_source(size: int) -> torch.Tensor:
-            return procedural_radiance(size, size, generator)
+            return procedural_radiance(size, size, generator, sky=False, emitters=False)
 
         source_name = "procedural"
     else:
@@ -829,8 +933,6 @@ def synthesize(seed: int, config: SyntheticConfig | None = None, **overrides: An
 
         source_name = Path(source).name
 
-    sprites = _make_sprites(cfg, texture_source, rng)
-
     # render every frame's linear radiance: background through the camera, sprites on top
     frames = torch.empty(n, 3, height, width)
     canvas_to_ref = _translation(x0, y0)
@@ -840,6 +942,8 @@ def synthesize(seed: int, config: SyntheticConfig | None = None, **overrides: An
         else:
             matrix = (motions[i] @ canvas_to_ref).float()[None]
             frames[i] = warp_perspective(canvas[None], matrix, (height, width))[0]
+    reference = _ReferenceExposure(frames[ref], exposures[ref], ref, n)
+    sprites = _make_sprites(cfg, texture_source, rng, reference)
     masks = torch.zeros(n, 1, height, width)
     steps = torch.arange(n, dtype=torch.float64) - ref
     for sprite in sprites:  # in a fixed depth order: later sprites occlude earlier ones
