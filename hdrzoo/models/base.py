@@ -1,0 +1,184 @@
+"""`HDRModule`: the LightningModule skeleton every model of the zoo shares.
+
+A paper's module subclasses it, builds its network in ``__init__`` as ``self.net`` (a plain
+``nn.Module`` with JSON-able constructor arguments, attributes ``frames`` and
+``size_multiple``), calls ``self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])``
+and overrides :meth:`HDRModule.compute_loss` (and, if its training forward differs from
+inference, :meth:`HDRModule.training_forward`). Everything else lives here: the steps over
+the batch dict, DDP-safe torchmetrics, optimiser and scheduler from the CLI, ``merge()``.
+
+The batch dict is the data contract (ARCHITECTURE.md): ``ldr (B, N, 3, H, W)``,
+``exposures (B, N)``, ``ref (B,)`` long, optionally ``gt (B, 3, H, W)`` and ``name``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+from torchmetrics import MeanMetric
+
+from hdrzoo.errors import HDRZooError, InputSizeError
+
+__all__ = ["NetOutput", "HDRModule", "check_frame_count"]
+
+EVAL_METRICS = ("psnr_mu", "psnr_l", "ssim_mu", "ssim_l")
+
+
+@dataclass
+class NetOutput:
+    """What a network returns: the linear HDR ``hdr (B, 3, H, W)`` plus named auxiliary tensors."""
+
+    hdr: torch.Tensor
+    aux: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def check_frame_count(net: nn.Module, num_frames: int, what: str = "input") -> None:
+    """Raise :class:`InputSizeError` unless ``net`` accepts ``num_frames`` frames."""
+    expected = getattr(net, "frames", None)
+    if expected is None:
+        if num_frames < 2:
+            raise InputSizeError(
+                f"{what}: {num_frames} frame(s); a bracket needs at least 2 exposures"
+            )
+    elif num_frames != expected:
+        raise InputSizeError(
+            f"{what}: {type(net).__name__} takes exactly {expected} frames, got {num_frames}; "
+            "use a model that accepts any number of frames (classic, flexhdr) or select frames"
+        )
+
+
+def _default_optimizer(params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=2e-4, weight_decay=1e-4)
+
+
+class HDRModule(L.LightningModule):
+    """Shared LightningModule of the zoo.
+
+    Args:
+        optimizer: a callable ``params -> Optimizer`` (LightningCLI injects one from
+            ``--optimizer``); default AdamW(lr=2e-4, weight_decay=1e-4).
+        lr_scheduler: optional callable ``optimizer -> LRScheduler`` (``--lr_scheduler``),
+            stepped per epoch.
+
+    Logged: ``train/loss`` and each loss term as ``train/<term>``; ``val/psnr_mu``,
+    ``val/psnr_l``, ``val/ssim_mu``, ``val/ssim_l`` (per-image values averaged with
+    torchmetrics, synchronised across DDP ranks), and the same under ``test/``.
+    """
+
+    net: nn.Module
+    conventions: dict[str, Any] = {}
+    """Input conventions of the model's reference weights (e.g. ``{"divisor": 65536}``); the
+    CLI uses them as defaults when reading brackets."""
+
+    def __init__(
+        self,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__()
+        self.optimizer_factory = optimizer or _default_optimizer
+        self.scheduler_factory = lr_scheduler
+        self.eval_metrics = nn.ModuleDict(
+            {f"{stage}_{name}": MeanMetric() for stage in ("val", "test") for name in EVAL_METRICS}
+        )
+
+    # ---------------------------------------------------------------- network -----
+    @property
+    def frames(self) -> int | None:
+        """Frame count the network takes (``None``: any N >= 2)."""
+        return getattr(self.net, "frames", None)
+
+    @property
+    def size_multiple(self) -> int:
+        """H and W the network sees must be multiples of this (``merge`` pads)."""
+        return int(getattr(self.net, "size_multiple", 1))
+
+    def forward(self, ldr: torch.Tensor, exposures: torch.Tensor, ref: torch.Tensor) -> NetOutput:
+        """Run the network on a batch: ``ldr (B, N, 3, H, W)``, ``exposures (B, N)``, ``ref (B,)``."""
+        out = self.net(ldr, exposures, ref)
+        return out if isinstance(out, NetOutput) else NetOutput(hdr=out)
+
+    def training_forward(self, batch: dict[str, Any]) -> NetOutput:
+        """The forward used by ``training_step``; override when training differs from inference."""
+        return self(batch["ldr"], batch["exposures"], batch["ref"])
+
+    def compute_loss(
+        self, out: NetOutput, batch: dict[str, Any]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Return ``(loss, {term name: value})``; every trainable model overrides this."""
+        raise HDRZooError(
+            f"{type(self).__name__} defines no training loss; it can be validated and tested only"
+        )
+
+    # ------------------------------------------------------------------ steps -----
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        if "gt" not in batch:
+            raise HDRZooError(
+                "training needs ground truth: the batch has no 'gt' (use a dataset with HDR targets)"
+            )
+        out = self.training_forward(batch)
+        loss, terms = self.compute_loss(out, batch)
+        batch_size = batch["ldr"].shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch_size)
+        for name, value in terms.items():
+            self.log(f"train/{name}", value, batch_size=batch_size)
+        return loss
+
+    def _evaluate(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
+        from hdrzoo import metrics
+
+        out = self(batch["ldr"], batch["exposures"], batch["ref"])
+        if "gt" in batch:
+            batch_size = batch["ldr"].shape[0]
+            for name in EVAL_METRICS:
+                per_image = getattr(metrics, name)(
+                    out.hdr.float(), batch["gt"].float(), reduction="none"
+                )
+                metric = self.eval_metrics[f"{stage}_{name}"]
+                metric.update(per_image)
+                self.log(
+                    f"{stage}/{name}", metric, prog_bar=name == "psnr_mu", batch_size=batch_size
+                )
+        return out.hdr
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        return self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        return self._evaluate(batch, "test")
+
+    def predict_step(
+        self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
+    ) -> torch.Tensor:
+        return self(batch["ldr"], batch["exposures"], batch["ref"]).hdr
+
+    # -------------------------------------------------------------- optimiser -----
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.parameters() if p.requires_grad]
+        if not params:
+            raise HDRZooError(f"{type(self).__name__} has no trainable parameters: nothing to fit")
+        optimizer = self.optimizer_factory(params)
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        from hdrzoo.models.registry import model_name_of
+
+        # Lets `hdrzoo.load("last.ckpt")` rebuild the right model without being told its name.
+        checkpoint["hdrzoo"] = {"model": model_name_of(self)}
+
+    # -------------------------------------------------------------- inference -----
+    def merge(
+        self, bracket: Any, exposures: Any = None, ref: int | None = None, **kwargs: Any
+    ) -> torch.Tensor:
+        """Merge one bracket into linear HDR ``(3, H, W)``; see :func:`hdrzoo.inference.merge`."""
+        from hdrzoo.inference import merge
+
+        return merge(self, bracket, exposures=exposures, ref=ref, **kwargs)
