@@ -865,8 +865,19 @@ def synthesize(seed: int, config: SyntheticConfig | None = None, **overrides: An
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise HDRZooError(f"synthesize: seed must be a non-negative integer, got {seed!r}")
-    seed = int(seed)
     cfg = _resolve_config(config, overrides)
+    # The arrays are small: torch's intra-op threads cost more than they save, and on a
+    # busy machine they make a sample several times slower. DataLoader workers run on
+    # one thread anyway; the caller's setting is restored afterwards.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _synthesize(int(seed), cfg)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _synthesize(seed: int, cfg: SyntheticConfig) -> Bracket:
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     height, width = cfg.size

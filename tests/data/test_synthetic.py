@@ -95,6 +95,20 @@ def test_determinism_does_not_depend_on_global_rng():
     assert torch.equal(a.ldr, b.ldr) and torch.equal(a.gt, b.gt)
 
 
+def test_output_does_not_depend_on_the_callers_thread_count_which_is_restored():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        a = synthesize(4, size=64)
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        b = synthesize(4, size=64)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert a.ldr.numpy().tobytes() == b.ldr.numpy().tobytes()
+
+
 def test_bracket_contract_shapes_dtypes_ranges():
     b = synthesize(1, size=(64, 96), evs=(-2, 0, 2))
     assert isinstance(b, Bracket)
