@@ -430,3 +430,42 @@ def test_synthetic_defaults_are_square_multiples_of_model_sizes():
     # STHDR needs multiples of 64, LF-Diff 16: both default sizes qualify
     assert dm.crop_size % 64 == 0 and dm.eval_size % 64 == 0
     assert math.isclose(dm.config.reference, 1)
+
+
+class _NameWriter(L.LightningModule):
+    """Writes the names of the training items each DDP rank receives to a file per rank."""
+
+    def __init__(self, folder: str):
+        super().__init__()
+        self.folder = folder
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def training_step(self, batch, batch_idx):
+        with open(Path(self.folder) / f"rank{self.global_rank}.txt", "a") as handle:
+            handle.write("\n".join(batch["name"]) + "\n")
+        return (self.weight * batch["ldr"].mean()).sum()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.0)
+
+
+@pytest.mark.slow
+def test_ddp_ranks_get_disjoint_halves_of_the_synthetic_training_set(tmp_path):
+    dm = SyntheticDataModule(train_size=8, val_size=0, crop_size=16, batch_size=2, augment=False)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp_spawn",
+        max_epochs=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(_NameWriter(str(tmp_path)), datamodule=dm)
+    ranks = [set((tmp_path / f"rank{r}.txt").read_text().split()) for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) == 4
+    assert ranks[0].isdisjoint(ranks[1])
+    assert ranks[0] | ranks[1] == {f"synthetic-{i}" for i in range(8)}
