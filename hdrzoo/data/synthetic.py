@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -286,7 +286,8 @@ def _window(
     """Rows ``top:top+height`` and columns ``left:left+width`` (wrapping if ``wrap``), resized."""
     if wrap:
         left %= radiance.shape[-1]
-    if top >= 0 and top + height <= radiance.shape[-2] and left + width <= radiance.shape[-1]:
+    inside = top >= 0 and left >= 0 and top + height <= radiance.shape[-2]
+    if inside and left + width <= radiance.shape[-1]:
         window = radiance[:, top : top + height, left : left + width]  # no seam: a view
     else:
         rows = torch.arange(top, top + height).clamp(0, radiance.shape[-2] - 1)
@@ -464,9 +465,9 @@ def procedural_radiance(
         horizon = uniform(0.1, 0.4)
         tilt = uniform(-0.1, 0.1)
         sky_mask = torch.sigmoid((horizon + tilt * (xs - 0.5) - ys) * height / 2.0)
-        sky = torch.exp2(5.0 + (ys / horizon).clamp(max=1.0)) * (1.0 + 0.1 * detail)
+        sky_radiance = torch.exp2(5.0 + (ys / horizon).clamp(max=1.0)) * (1.0 + 0.1 * detail)
         sky_colour = torch.tensor([0.7, 0.85, 1.0])[:, None, None]
-        radiance = radiance * (1 - sky_mask) + sky_colour * sky * sky_mask
+        radiance = radiance * (1 - sky_mask) + sky_colour * sky_radiance * sky_mask
 
     count = 1 + int(torch.randint(0, 3, (1,), generator=g)) if emitters else 0
     for _ in range(count):
@@ -663,7 +664,7 @@ class _ReferenceExposure:
 
 def _make_sprites(
     config: SyntheticConfig,
-    texture_source: Any,
+    texture_source: Callable[[int], torch.Tensor],
     rng: np.random.Generator,
     reference: _ReferenceExposure,
 ) -> list[_Sprite]:
