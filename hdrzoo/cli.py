@@ -267,6 +267,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def run_lightning_cli(argv: list[str], run: bool = True) -> Any:
     """``hdrzoo fit|validate|test|predict``: LightningCLI in subclass mode over every model and DataModule."""
     from lightning.pytorch import LightningDataModule
+    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
 
     import hdrzoo.data.modules  # noqa: F401  (makes the DataModules resolvable by short name)
@@ -274,33 +275,38 @@ def run_lightning_cli(argv: list[str], run: bool = True) -> Any:
     from hdrzoo.models.base import HDRModule
 
     _import_models()
-    trainer_defaults = {
-        "default_root_dir": "runs",
-        "logger": [
-            {
-                "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-                "init_args": {"save_dir": "runs"},
-            },
-            {
-                "class_path": "lightning.pytorch.loggers.CSVLogger",
-                "init_args": {"save_dir": "runs"},
-            },
-        ],
-        "callbacks": [
-            {
-                "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-                "init_args": {"save_last": True},
-            },
-            {"class_path": "lightning.pytorch.callbacks.RichProgressBar"},
-            {"class_path": "lightning.pytorch.callbacks.LearningRateMonitor"},
-        ],
-    }
-    return LightningCLI(
+
+    class HDRZooCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser) -> None:
+            # `--checkpoint.*` configures the one ModelCheckpoint; `last.ckpt` makes
+            # `--ckpt_path last` resume an interrupted run.
+            parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+            parser.set_defaults(
+                {
+                    "checkpoint.save_last": True,
+                    "trainer.default_root_dir": "runs",
+                    "trainer.logger": [
+                        {
+                            "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                            "init_args": {"save_dir": "runs", "name": "tensorboard"},
+                        },
+                        {
+                            "class_path": "lightning.pytorch.loggers.CSVLogger",
+                            "init_args": {"save_dir": "runs", "name": "csv"},
+                        },
+                    ],
+                    "trainer.callbacks": [
+                        {"class_path": "lightning.pytorch.callbacks.RichProgressBar"},
+                        {"class_path": "lightning.pytorch.callbacks.LearningRateMonitor"},
+                    ],
+                }
+            )
+
+    return HDRZooCLI(
         HDRModule,
         LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
-        trainer_defaults=trainer_defaults,
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
         args=argv,

@@ -92,3 +92,27 @@ def test_export_command_round_trips_a_checkpoint(tmp_path, monkeypatch, capsys):
     loaded = hdrzoo.load(f"local-dir:{tmp_path / 'exp'}")
     for k, v in module.net.state_dict().items():
         assert torch.equal(loaded.net.state_dict()[k], v)
+
+
+def test_lightning_cli_validates_classic_from_its_config_and_writes_logs(
+    tmp_path, monkeypatch, capsys
+):
+    repo = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(tmp_path)
+    args = ["validate", "--config", str(repo / "configs/classic/synthetic.yaml")]
+    args += ["--data.init_args.val_size", "2", "--data.init_args.eval_size", "64"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "val/psnr_mu" in out
+    assert (tmp_path / "runs" / "csv" / "version_0" / "metrics.csv").is_file()
+    assert any((tmp_path / "runs" / "tensorboard").rglob("events.out.tfevents*"))
+
+
+def test_lightning_cli_print_config_resolves_model_and_data(capsys):
+    repo = Path(__file__).resolve().parents[1]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(repo / "configs/classic/synthetic.yaml"), "--print_config"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "hdrzoo.models.classic.ClassicModule" in out and "SyntheticDataModule" in out
+    assert "save_last: true" in out
