@@ -154,6 +154,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     model = load(args.model, weights=args.weights, pretrained=args.pretrained, device=args.device)
     divisor = args.divisor or model.conventions.get("divisor", 65535)
     scenes = _expand_scenes(args.scenes)
+    names = _scene_names(scenes)
 
     table = Table(title=f"hdrzoo merge ({args.model})")
     for column in ("scene", "status", "PSNR-mu", "PSNR-L", "output"):
@@ -161,8 +162,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     failures = 0
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("merging", total=len(scenes))
-        for scene in scenes:
-            name = _scene_name(scene)
+        for scene, name in zip(scenes, names):
             target = out_dir / f"{name}.{args.format}"
             progress.update(task, description=f"merging {name}")
             if target.exists() and not args.overwrite:
@@ -191,18 +191,25 @@ def _cmd_merge(args: argparse.Namespace) -> int:
             except HDRZooError as err:
                 failures += 1
                 table.add_row(name, "[red]failed[/red]", "", "", str(err))
-                console.print(f"[red]{name}: {err}[/red]")
+                print(f"{name}: {err}", file=sys.stderr)
             progress.advance(task)
     Console().print(table)
     if failures:
-        console.print(f"{failures} of {len(scenes)} scene(s) failed; the others were written.")
+        print(
+            f"{failures} of {len(scenes)} scene(s) failed; the others were written.",
+            file=sys.stderr,
+        )
     return 1 if failures else 0
 
 
-def _scene_name(scene: Path) -> str:
-    parts = [p for p in scene.resolve().parts[-2:] if p not in ("/", "")]
-    # Kalantari's nested test sets reuse folder names (EXTRA/001 vs Training/001).
-    return "_".join(parts) if len(parts) == 2 and parts[-1].isdigit() else scene.name
+def _scene_names(scenes: list[Path]) -> list[str]:
+    """Output names: the scene folder's name, prefixed by its parent where two scenes share one
+    (Kalantari's nested test sets reuse 001, 002, ... under EXTRA/ and Training/)."""
+    names = [scene.name for scene in scenes]
+    for i, scene in enumerate(scenes):
+        if names.count(scene.name) > 1:
+            names[i] = f"{scene.resolve().parent.name}_{scene.name}"
+    return names
 
 
 # ------------------------------------------------------------------ models -------
@@ -260,6 +267,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def run_lightning_cli(argv: list[str], run: bool = True) -> Any:
     """``hdrzoo fit|validate|test|predict``: LightningCLI in subclass mode over every model and DataModule."""
     from lightning.pytorch import LightningDataModule
+    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.cli import LightningCLI
 
     import hdrzoo.data.modules  # noqa: F401  (makes the DataModules resolvable by short name)
@@ -267,33 +275,38 @@ def run_lightning_cli(argv: list[str], run: bool = True) -> Any:
     from hdrzoo.models.base import HDRModule
 
     _import_models()
-    trainer_defaults = {
-        "default_root_dir": "runs",
-        "logger": [
-            {
-                "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-                "init_args": {"save_dir": "runs"},
-            },
-            {
-                "class_path": "lightning.pytorch.loggers.CSVLogger",
-                "init_args": {"save_dir": "runs"},
-            },
-        ],
-        "callbacks": [
-            {
-                "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-                "init_args": {"save_last": True},
-            },
-            {"class_path": "lightning.pytorch.callbacks.RichProgressBar"},
-            {"class_path": "lightning.pytorch.callbacks.LearningRateMonitor"},
-        ],
-    }
-    return LightningCLI(
+
+    class HDRZooCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser) -> None:
+            # `--checkpoint.*` configures the one ModelCheckpoint; `last.ckpt` makes
+            # `--ckpt_path last` resume an interrupted run.
+            parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+            parser.set_defaults(
+                {
+                    "checkpoint.save_last": True,
+                    "trainer.default_root_dir": "runs",
+                    "trainer.logger": [
+                        {
+                            "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                            "init_args": {"save_dir": "runs", "name": "tensorboard"},
+                        },
+                        {
+                            "class_path": "lightning.pytorch.loggers.CSVLogger",
+                            "init_args": {"save_dir": "runs", "name": "csv"},
+                        },
+                    ],
+                    "trainer.callbacks": [
+                        {"class_path": "lightning.pytorch.callbacks.RichProgressBar"},
+                        {"class_path": "lightning.pytorch.callbacks.LearningRateMonitor"},
+                    ],
+                }
+            )
+
+    return HDRZooCLI(
         HDRModule,
         LightningDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
-        trainer_defaults=trainer_defaults,
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
         args=argv,

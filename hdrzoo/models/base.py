@@ -13,6 +13,7 @@ The batch dict is the data contract (ARCHITECTURE.md): ``ldr (B, N, 3, H, W)``,
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -174,10 +175,8 @@ class HDRModule(L.LightningModule):
 
         # Lets `hdrzoo.load("last.ckpt")` rebuild the right model without being told its name;
         # a user's own unregistered subclass simply saves no entry.
-        try:
+        with contextlib.suppress(ModelError):
             checkpoint["hdrzoo"] = {"model": model_name_of(self)}
-        except ModelError:
-            pass
 
     # -------------------------------------------------------------- inference -----
     def merge(
