@@ -17,6 +17,7 @@ ends a test that runs past a minute. ``config.json`` and ``model.safetensors`` a
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -38,6 +39,7 @@ import torch
 from _rel_helpers import make_bracket
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from hdrzoo.bracket import Bracket
 from hdrzoo.errors import HDRZooError, ReadError
@@ -75,6 +77,7 @@ def templates(tmp_path_factory) -> dict[str, Path]:
     return {
         ".hdr": write_bracket(root / "hdr", bracket),
         ".exr": write_bracket(root / "exr", bracket, gt_format=".exr"),
+        "ntire": write_bracket(root / "ntire", bracket, layout="ntire").parent,
     }
 
 
@@ -362,6 +365,70 @@ def test_planar_tiff_with_a_bogus_bit_depth_raises_read_error(templates):
         patch_tiff_tag(frame, 258, 43792)  # BitsPerSample of the first plane
         with pytest.raises(ReadError, match=re.escape(str(frame))):
             read_bracket(scene.path)
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+npy_arrays = hnp.arrays(
+    dtype=st.sampled_from(
+        [np.float32, np.float64, np.int64, np.uint8, np.complex64, np.bool_, np.dtype("<U3")]
+    ),
+    shape=hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=4),
+).map(npy_bytes)
+
+
+def npy_values(content: bytes) -> np.ndarray | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # complex -> float and the like
+        try:
+            return np.load(io.BytesIO(content), allow_pickle=False).astype(np.float64).reshape(-1)
+        except Exception:
+            return None
+
+
+def known_npy_bug(which: str, content: bytes) -> bool:
+    """Inputs that hit the two float32-overflow bugs pinned by xfail tests."""
+    values = npy_values(content)
+    if values is None or not np.isfinite(values).all():
+        return False
+    if which == "alignratio":  # test_ntire_align_ratio_that_overflows_float32_is_named
+        return values.size == 1 and 0 < values[0] < 65535 / np.finfo(np.float32).max
+    # test_bad_inputs.py::test_evs_overflowing_float32_are_named_in_the_exposure_file
+    return values.size == 3 and values.max() - values.min() >= 127
+
+
+@FUZZ
+@given(which=st.sampled_from(["exposures", "alignratio"]), data=st.data())
+def test_fuzzed_ntire_npy_files(templates, which, data):
+    original = (templates["ntire"] / f"0000_{which}.npy").read_bytes()
+    content = data.draw(st.one_of(mutated(original), npy_arrays, st.binary(max_size=100)))
+    assume(not known_npy_bug(which, content))
+    with Scene(templates["ntire"]) as scene:
+        target = scene.path / f"0000_{which}.npy"
+        target.write_bytes(content)
+        result = read_or_refuse(scene.path / "0000_medium.png", target)
+    if content == original:
+        assert isinstance(result, Bracket)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="io._read_ntire_gt divides by the align ratio in float64 and casts to float32 "
+    "unchecked: a ratio of 1e-40 gives a RuntimeWarning and a BracketError about 'gt (scene "
+    "...)' that does not name the alignratio file",
+)
+def test_ntire_align_ratio_that_overflows_float32_is_named(templates):
+    with Scene(templates["ntire"]) as scene:
+        ratio = scene.path / "0000_alignratio.npy"
+        ratio.write_bytes(npy_bytes(np.array([1e-40])))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(ReadError, match=re.escape(str(ratio))):
+                read_bracket(scene.path / "0000_medium.png")
 
 
 json_values = st.recursive(
