@@ -36,6 +36,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import hdrzoo
+import hdrzoo.hub
 from hdrzoo.bracket import Bracket
 from hdrzoo.errors import BracketError, HDRZooError, InputSizeError, ReadError, WriteError
 from hdrzoo.io import read_bracket, read_hdr, write_bracket, write_hdr
@@ -102,13 +103,30 @@ class NanModule(TinyModule):
         self.net = NanNet(channels)
 
 
+class GreedyNet(TinyNet):
+    """Needs 40 TB of activations: the CPU allocator refuses at once (no memory is touched)."""
+
+    def forward(self, ldr, exposures, ref):
+        workspace = torch.empty(10**13, dtype=torch.float32)
+        return super().forward(ldr, exposures, ref) + workspace[0] * 0
+
+
+class GreedyModule(TinyModule):
+    """Tiny test network that runs out of memory."""
+
+    def __init__(self, channels: int = 4, optimizer=None, lr_scheduler=None) -> None:
+        super().__init__(channels, optimizer, lr_scheduler)
+        self.net = GreedyNet(channels)
+
+
 @pytest.fixture
 def models(monkeypatch):
-    """``tiny3``, ``tiny16`` and ``tinynan`` in a throw-away copy of the registry."""
+    """``tiny3``, ``tiny16``, ``tinynan`` and ``tinyoom`` in a throw-away copy of the registry."""
     use_tiny_registry(monkeypatch)
     register_model("tiny3")(ThreeFrameModule)
     register_model("tiny16")(Multiple16Module)
     register_model("tinynan")(NanModule)
+    register_model("tinyoom")(GreedyModule)
 
 
 @pytest.fixture(autouse=True)
@@ -435,6 +453,21 @@ def test_one_frame_is_refused_by_every_model(models):
             hdrzoo.load(name).merge(frame, exposures=[1.0])
 
 
+@pytest.mark.parametrize("name", hdrzoo.list_models())
+def test_every_registered_model_takes_its_frame_counts_and_refuses_the_others(name):
+    # Picks up each model family as it lands (SAFNet takes exactly 3 frames).
+    model = hdrzoo.hub.create_model(name).eval()
+    for n in (1, 2, 3, 7):
+        bracket = make_bracket(n=n, h=8, w=8, gt=False, step=2.0)
+        accepted = n >= 2 if model.frames is None else n == model.frames
+        if accepted:
+            hdr = model.merge(bracket)
+            assert hdr.shape == (3, 8, 8) and torch.isfinite(hdr).all()
+        else:
+            with pytest.raises(InputSizeError, match=f"{n} frame|got {n}"):
+                model.merge(bracket)
+
+
 @FAST
 @given(
     height=st.integers(1, 18),
@@ -650,6 +683,18 @@ def test_malformed_exposures_raise_bracket_error(classic, exposures):
 def test_bad_merge_arguments_raise_hdrzoo_errors(classic, kwargs):
     with pytest.raises(HDRZooError):
         classic.merge(torch.rand(3, 3, 8, 8), exposures=[1.0, 4.0, 16.0], **kwargs)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="inference.merge turns only torch.OutOfMemoryError (CUDA) into InputSizeError; on "
+    "the CPU the allocator raises a plain RuntimeError ('DefaultCPUAllocator: can't allocate "
+    "memory'), which escapes from inside torch (and crashes `hdrzoo merge` with a traceback)",
+)
+def test_running_out_of_memory_on_the_cpu_suggests_a_tile(models):
+    model = hdrzoo.load("tinyoom")
+    with pytest.raises(InputSizeError, match="out of memory.*tile"):
+        model.merge(make_bracket(gt=False), max_pixels=None)
 
 
 @pytest.mark.xfail(
