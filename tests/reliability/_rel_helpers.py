@@ -48,6 +48,9 @@ def static_scene(radiance: np.ndarray, exposures: list[float], gamma: float = 2.
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
     """``hdrzoo.cli.main(argv)`` in this process; returns the exit code, stdout and stderr.
 
+    An exception escaping ``main`` (instead of an error message and exit code) fails the
+    calling test right here.
+
     Rich wraps long lines at the terminal width; COLUMNS is set wide by the ``wide_console``
     fixture so that paths stay whole, and the text is whitespace-normalised here anyway.
     """
