@@ -97,6 +97,13 @@ class Bracket:
             raise BracketError(
                 f"ldr{where} contains NaN or Inf pixels; frames must be finite values in [0, 1]"
             )
+        low, high = float(self.ldr.min()), float(self.ldr.max())
+        if low < 0.0 or high > 1.0:
+            raise BracketError(
+                f"ldr{where} has values in [{low:.4g}, {high:.4g}], outside [0, 1]; frames are gamma-encoded "
+                "values divided by their white level (e.g. u16 / 65535); clamp with ldr.clamp(0, 1) if the "
+                "overshoot comes from resampling"
+            )
 
         self.exposures = _as_float_tensor(
             self.exposures, f"exposures{where}", integers_ok=True
@@ -115,7 +122,13 @@ class Bracket:
                 f"exposures{where} contain duplicates {self.exposures.tolist()}; "
                 "each frame of a bracket needs its own exposure"
             )
-        self.exposures = self.exposures / self.exposures.min()
+        relative = self.exposures.double() / self.exposures.double().min()
+        if not torch.isfinite(relative.float()).all():
+            raise BracketError(
+                f"exposures{where} span too many stops ({self.exposures.tolist()}): the ratio of the longest "
+                "to the shortest must fit in float32"
+            )
+        self.exposures = relative.float()
 
         self.ref = _as_index(self.ref, f"ref{where}")
         if not 0 <= self.ref < n:

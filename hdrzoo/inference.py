@@ -53,11 +53,13 @@ def as_bracket(data: Any, exposures: Any = None, ref: int | None = None) -> Brac
         data, exposures = data
     if exposures is None:
         raise HDRZooError("merge: pass a Bracket, or frames (N, 3, H, W) together with exposures=")
-    if ref is None:
-        times = torch.as_tensor(np.asarray(exposures, dtype=np.float64)).reshape(-1)
-        order = torch.argsort(times, stable=True)
-        ref = int(order[len(order) // 2])
-    return Bracket(data, exposures, ref)
+    if ref is not None:
+        return Bracket(data, exposures, ref)
+    # Validate with a placeholder reference first, then take the middle exposure.
+    bracket = Bracket(data, exposures, 0)
+    order = torch.argsort(bracket.exposures, stable=True)
+    middle = int(order[len(order) // 2])
+    return Bracket(bracket.ldr, bracket.exposures, middle, bracket.gt, bracket.name, bracket.meta)
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -148,8 +150,12 @@ def merge(
     name = bracket.name or "input"
     check_frame_count(module.net, bracket.num_frames, what=name)
     height, width = bracket.size
+    if not _is_int(overlap):
+        raise InputSizeError(f"overlap must be a whole number of pixels, got {overlap!r}")
+    if max_pixels is not None and not _is_int(max_pixels):
+        raise InputSizeError(f"max_pixels must be a whole number or None, got {max_pixels!r}")
     if tile is not None:
-        if not isinstance(tile, int) or tile < 1:
+        if not _is_int(tile) or tile < 1:
             raise InputSizeError(f"tile must be a positive number of pixels, got {tile!r}")
         if not 0 <= overlap < tile:
             raise InputSizeError(f"overlap ({overlap}) must be in [0, tile) with tile = {tile}")
@@ -160,13 +166,9 @@ def merge(
             "or max_pixels=None if you know it fits"
         )
 
-    target = (
-        torch.device(device)
-        if device is not None
-        else next((p.device for p in module.parameters()), torch.device("cpu"))
-    )
+    target = _resolve_device(module, device)
     was_training = module.training
-    module.to(target).eval()
+    module.eval()
     ldr = bracket.ldr.to(target)[None]
     times = bracket.exposures.to(target)[None]
     ref_t = torch.tensor([bracket.ref], device=target)
@@ -176,7 +178,9 @@ def merge(
                 hdr = _run_padded(module, ldr, times, ref_t)
             else:
                 hdr = _merge_tiled(module, ldr, times, ref_t, tile, overlap)
-    except torch.OutOfMemoryError as err:
+    except (torch.OutOfMemoryError, RuntimeError) as err:
+        if not isinstance(err, torch.OutOfMemoryError) and "can't allocate memory" not in str(err):
+            raise
         raise InputSizeError(
             f"{name}: out of memory at {height}x{width}{'' if tile is None else f' with tile={tile}'}; "
             "pass a smaller tile (e.g. tile=512)"
@@ -184,6 +188,22 @@ def merge(
     finally:
         module.train(was_training)
     return hdr.cpu()
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def _resolve_device(module, device: str | torch.device | None) -> torch.device:
+    """The device to merge on (moving the model there); the model's own device by default."""
+    if device is None:
+        return next((p.device for p in module.parameters()), torch.device("cpu"))
+    try:
+        target = torch.device(device)
+        module.to(target)
+    except (RuntimeError, TypeError, AssertionError) as err:
+        raise HDRZooError(f"device {device!r} is not usable here ({err}); use 'cpu' or an available 'cuda:N'") from err
+    return target
 
 
 def _merge_tiled(module, ldr, times, ref_t, tile: int, overlap: int) -> torch.Tensor:

@@ -634,44 +634,23 @@ def test_evs_overflowing_float32_are_named_in_the_exposure_file(tmp_path):
             read_bracket(scene)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Bracket checks exposures are finite before dividing by their minimum: [1e-30, 1, "
-    "1e10] passes and becomes [1, 1e30, inf]",
-)
 def test_exposure_ratios_beyond_float32_are_refused():
     with pytest.raises(BracketError, match="exposures"):
         Bracket(torch.rand(3, 3, 2, 2), [1e-30, 1.0, 1e10], 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Bracket does not check that ldr lies in [0, 1]: negative values turn into NaN HDR "
-    "(x ** 2.2) without any error",
-)
 def test_frames_outside_0_1_are_refused(classic):
     ldr = torch.rand(3, 3, 4, 4) - 0.5
     with pytest.raises(BracketError, match=r"\[0, 1\]"):
         classic.merge(ldr, exposures=[1.0, 4.0, 16.0])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="inference.as_bracket picks the default ref with np.asarray(exposures, float64) and "
-    "argsort before validating them: strings, ragged lists or dicts raise ValueError/TypeError "
-    "and an empty list IndexError, instead of BracketError",
-)
 @pytest.mark.parametrize("exposures", [["a", "b", "c"], [[1.0, 2.0], [3.0]], {"a": 1}, []], ids=str)
 def test_malformed_exposures_raise_bracket_error(classic, exposures):
     with pytest.raises(BracketError, match="exposures"):
         classic.merge(torch.rand(3, 3, 4, 4), exposures=exposures)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="inference.merge does not validate overlap's type, max_pixels' type or the device: "
-    "TypeError / RuntimeError from torch instead of HDRZooError",
-)
 @pytest.mark.parametrize(
     "kwargs",
     [{"tile": 4, "overlap": "1"}, {"max_pixels": "5"}, {"device": "nonsense"}],
@@ -682,12 +661,6 @@ def test_bad_merge_arguments_raise_hdrzoo_errors(classic, kwargs):
         classic.merge(torch.rand(3, 3, 8, 8), exposures=[1.0, 4.0, 16.0], **kwargs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="inference.merge turns only torch.OutOfMemoryError (CUDA) into InputSizeError; on "
-    "the CPU the allocator raises a plain RuntimeError ('DefaultCPUAllocator: can't allocate "
-    "memory'), which escapes from inside torch (and crashes `hdrzoo merge` with a traceback)",
-)
 def test_running_out_of_memory_on_the_cpu_suggests_a_tile(models):
     model = hdrzoo.load("tinyoom")
     with pytest.raises(InputSizeError, match="out of memory.*tile"):
