@@ -22,7 +22,15 @@ LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in LIGHTNING_COMMANDS:
-        run_lightning_cli(argv)
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        try:
+            run_lightning_cli(argv)
+        except SIGTERMException:
+            # Lightning stops a SIGTERM'd run cleanly but as a code-less SystemExit; report it
+            # as killed (128 + 15) so schedulers and scripts do not mistake it for success.
+            print("hdrzoo: stopped by SIGTERM; resume with --ckpt_path last", file=sys.stderr)
+            return 143
         return 0
     parser = _build_parser()
     args = parser.parse_args(argv)
@@ -138,6 +146,7 @@ def _expand_scenes(paths: list[str]) -> list[Path]:
 
 def _cmd_merge(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import Progress
     from rich.table import Table
 
@@ -145,14 +154,20 @@ def _cmd_merge(args: argparse.Namespace) -> int:
     from hdrzoo.hub import load
     from hdrzoo.io import read_bracket, write_hdr, write_preview
 
+    if args.divisor is not None and args.divisor < 1:
+        raise HDRZooError(
+            f"--divisor must be a number >= 1 (e.g. 65535 or 65536), got {args.divisor}"
+        )
     console = Console(stderr=True)
     out_dir = Path(args.out)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise HDRZooError(f"cannot create output folder {out_dir}: {err.strerror}") from err
+        raise HDRZooError(
+            f"cannot create output folder {out_dir}: {err.strerror}; choose another --out"
+        ) from err
     model = load(args.model, weights=args.weights, pretrained=args.pretrained, device=args.device)
-    divisor = args.divisor or model.conventions.get("divisor", 65535)
+    divisor = args.divisor if args.divisor is not None else model.conventions.get("divisor", 65535)
     scenes = _expand_scenes(args.scenes)
     names = _scene_names(scenes)
 
@@ -166,9 +181,10 @@ def _cmd_merge(args: argparse.Namespace) -> int:
             target = out_dir / f"{name}.{args.format}"
             progress.update(task, description=f"merging {name}")
             if target.exists() and not args.overwrite:
-                table.add_row(name, "skipped (exists)", "", "", str(target))
+                table.add_row(escape(name), "skipped (exists)", "", "", escape(str(target)))
                 progress.advance(task)
                 continue
+            _remove_stale_temporaries(out_dir, name)
             try:
                 bracket = read_bracket(scene, divisor=divisor)
                 hdr = model.merge(
@@ -178,19 +194,20 @@ def _cmd_merge(args: argparse.Namespace) -> int:
                     device=args.device,
                     precision=args.precision,
                 )
-                write_hdr(target, hdr)
+                # The HDR is written last: its presence marks the scene as done for a rerun.
                 if args.preview:
                     write_preview(out_dir / f"{name}.png", hdr)
+                write_hdr(target, hdr)
                 scores = ("", "")
                 if bracket.gt is not None:
                     scores = (
                         f"{float(metrics.psnr_mu(hdr, bracket.gt)):.2f}",
                         f"{float(metrics.psnr_l(hdr, bracket.gt)):.2f}",
                     )
-                table.add_row(name, "ok", *scores, str(target))
+                table.add_row(escape(name), "ok", *scores, escape(str(target)))
             except HDRZooError as err:
                 failures += 1
-                table.add_row(name, "[red]failed[/red]", "", "", str(err))
+                table.add_row(escape(name), "[red]failed[/red]", "", "", escape(str(err)))
                 print(f"{name}: {err}", file=sys.stderr)
             progress.advance(task)
     Console().print(table)
@@ -203,13 +220,31 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 
 def _scene_names(scenes: list[Path]) -> list[str]:
-    """Output names: the scene folder's name, prefixed by its parent where two scenes share one
-    (Kalantari's nested test sets reuse 001, 002, ... under EXTRA/ and Training/)."""
-    names = [scene.name for scene in scenes]
-    for i, scene in enumerate(scenes):
-        if names.count(scene.name) > 1:
-            names[i] = f"{scene.resolve().parent.name}_{scene.name}"
-    return names
+    """Unique output names: a scene's folder name, with as many parent folders prefixed as
+    needed where scenes share one (Kalantari's test sets reuse 001, 002, ... under EXTRA/
+    and Training/), and a counter as the last resort."""
+    parts = [scene.resolve().parts for scene in scenes]
+    depth = [1] * len(scenes)
+    while True:
+        names = ["_".join(p[-d:]).lstrip("/_") or "scene" for p, d in zip(parts, depth)]
+        clashes = {n for n in names if names.count(n) > 1}
+        grow = [i for i, n in enumerate(names) if n in clashes and depth[i] < len(parts[i])]
+        if not grow:
+            break
+        for i in grow:
+            depth[i] += 1
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return unique
+
+
+def _remove_stale_temporaries(out_dir: Path, name: str) -> None:
+    """Drop hidden temporaries a killed earlier run left for this scene (atomic writes)."""
+    for stale in out_dir.glob(f".{name}.*.tmp.*"):
+        stale.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------ models -------
@@ -277,6 +312,14 @@ def run_lightning_cli(argv: list[str], run: bool = True) -> Any:
     _import_models()
 
     class HDRZooCLI(LightningCLI):
+        def before_instantiate_classes(self) -> None:
+            # One fixed checkpoint folder per run root (not per logger version), so that
+            # `--ckpt_path last` finds the last.ckpt of an interrupted run.
+            config = self.config[self.subcommand] if self.subcommand else self.config
+            if config.get("checkpoint") is not None and config.checkpoint.dirpath is None:
+                root = config.trainer.default_root_dir or "runs"
+                config.checkpoint.dirpath = str(Path(root) / "checkpoints")
+
         def add_arguments_to_parser(self, parser) -> None:
             # `--checkpoint.*` configures the one ModelCheckpoint; `last.ckpt` makes
             # `--ckpt_path last` resume an interrupted run.

@@ -202,7 +202,9 @@ def _resolve_device(module, device: str | torch.device | None) -> torch.device:
         target = torch.device(device)
         module.to(target)
     except (RuntimeError, TypeError, AssertionError) as err:
-        raise HDRZooError(f"device {device!r} is not usable here ({err}); use 'cpu' or an available 'cuda:N'") from err
+        raise HDRZooError(
+            f"device {device!r} is not usable here ({err}); use 'cpu' or an available 'cuda:N'"
+        ) from err
     return target
 
 

@@ -205,11 +205,6 @@ def test_merge_killed_inside_a_write_never_exposes_a_partial_file(killed_inside_
         assert torch.equal(read_hdr(out / f"{name}.exr"), classic.merge(read_bracket(data / name)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a SIGKILL inside io.atomic_path leaves its hidden '.{stem}.*.tmp.exr' behind and "
-    "no later run removes it (cli._cmd_merge does not clean stale temporaries of its targets)",
-)
 def test_merge_rerun_removes_the_temporary_file_of_a_killed_write(killed_inside_a_write):
     data, out, temporary, after_kill, rerun = killed_inside_a_write
     assert rerun.returncode == 0
@@ -345,13 +340,6 @@ def test_fit_killed_mid_epoch_resumes_from_its_last_checkpoint(sigkilled_fit):
     assert_resumed_from(root, checkpoint, resumed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`hdrzoo fit --ckpt_path last` looks for last.ckpt in the new run's own folder "
-    "(runs/tensorboard/version_{K+1}/checkpoints, from the logger's next version), finds "
-    "nothing, warns and starts from step 0: cli.run_lightning_cli gives ModelCheckpoint no "
-    "fixed dirpath",
-)
 def test_fit_ckpt_path_last_resumes_a_killed_run(sigkilled_fit, tmp_path):
     # A copy, so that this resume does not disturb the explicit-path test's files.
     import shutil
@@ -388,11 +376,6 @@ def test_fit_sigterm_stops_after_the_batch_and_checkpoints_that_step(sigtermed_f
     assert names == {"epoch=0-step=4.ckpt": 4, "epoch=0-step=5.ckpt": 5, "last.ckpt": 5}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Lightning ends a SIGTERM'd fit with SIGTERMException, a SystemExit without a code: "
-    "`hdrzoo fit` exits 0 as if training had finished (cli.main should return 143)",
-)
 def test_fit_stopped_by_sigterm_exits_with_a_failure_status(sigtermed_fit):
     _, code = sigtermed_fit
     assert code != 0
