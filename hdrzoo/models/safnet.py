@@ -1,0 +1,538 @@
+"""SAFNet and SAFNet-S (Kong et al., "SAFNet: Selective Alignment Fusion Network for
+Efficient HDR Imaging", ECCV 2024), reproducing the official code (ltkong218/SAFNet @553e72a).
+
+Stage 1 estimates, at half resolution, the flows from the reference to the short and long
+frames and two selection masks, then merges the aligned linear frames with the triangle
+weights of Kalantari 17 (H_m). Stage 2, a small refine net at full resolution, adds a
+residual (H_r). Submodule names are the official ones, so the official state dicts load
+with ``strict=True`` and no renaming (see :func:`convert_official_state_dict`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hdrzoo.errors import BracketError, InputSizeError, ModelError, WeightsError
+from hdrzoo.models.base import NetOutput, check_frame_count
+from hdrzoo.ops.tonemap import (
+    GAMMA,
+    sort_by_exposure,
+    triangle_hi,
+    triangle_lo,
+    triangle_mid,
+)
+from hdrzoo.ops.warp import warp
+
+__all__ = ["SAFNet", "convert_official_state_dict", "load_official_weights", "merge_hdr"]
+
+VARIANTS = ("s", "full")
+DIV_FLOW = 20.0
+"""The refine nets see flows divided by this (official ``div_flow``)."""
+FEATURES = 40
+"""Channels of every encoder stage and of each third of the decoder."""
+
+
+def _convrelu(
+    in_channels: int,
+    out_channels: int,
+    stride: int = 1,
+    dilation: int = 1,
+    groups: int = 1,
+) -> nn.Sequential:
+    # Sequential(conv, PReLU): the official layout, hence the `.0.weight` / `.1.weight` names.
+    return nn.Sequential(
+        nn.Conv2d(
+            in_channels,
+            out_channels,
+            3,
+            stride=stride,
+            padding=dilation,
+            dilation=dilation,
+            groups=groups,
+            bias=True,
+        ),
+        nn.PReLU(out_channels),
+    )
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """ShuffleNet channel shuffle: new channel ``groups * i + g`` is old channel ``C/groups * g + i``."""
+    batch, channels, height, width = x.shape
+    x = x.view(batch, groups, channels // groups, height, width).transpose(1, 2)
+    return x.reshape(batch, channels, height, width)
+
+
+def _upsample2(x: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(
+        x, scale_factor=2.0, mode="bilinear", align_corners=False, recompute_scale_factor=True
+    )
+
+
+class Encoder(nn.Module):
+    """Four stride-2 pyramid stages of 40 channels; outputs at 1/2, 1/4, 1/8, 1/16."""
+
+    def __init__(self, in_channels: int = 6) -> None:
+        super().__init__()
+        self.pyramid1 = nn.Sequential(
+            _convrelu(in_channels, FEATURES, stride=2), _convrelu(FEATURES, FEATURES)
+        )
+        self.pyramid2 = nn.Sequential(
+            _convrelu(FEATURES, FEATURES, stride=2), _convrelu(FEATURES, FEATURES)
+        )
+        self.pyramid3 = nn.Sequential(
+            _convrelu(FEATURES, FEATURES, stride=2), _convrelu(FEATURES, FEATURES)
+        )
+        self.pyramid4 = nn.Sequential(
+            _convrelu(FEATURES, FEATURES, stride=2), _convrelu(FEATURES, FEATURES)
+        )
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        f1 = self.pyramid1(x)
+        f2 = self.pyramid2(f1)
+        f3 = self.pyramid3(f2)
+        f4 = self.pyramid4(f3)
+        return [f1, f2, f3, f4]
+
+
+class Decoder(nn.Module):
+    """One coarse-to-fine step: refine the flows and mask logits and double their resolution."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        width = 3 * FEATURES
+        self.conv1 = _convrelu(3 * FEATURES + 6, width)
+        self.conv2 = _convrelu(width, width, groups=3)
+        self.conv3 = _convrelu(width, width, groups=3)
+        self.conv4 = _convrelu(width, width, groups=3)
+        self.conv5 = _convrelu(width, width)
+        self.conv6 = nn.ConvTranspose2d(width, 6, 4, stride=2, padding=1, bias=True)
+
+    def forward(
+        self,
+        f0: torch.Tensor,
+        f1: torch.Tensor,
+        f2: torch.Tensor,
+        flow0: torch.Tensor,
+        flow2: torch.Tensor,
+        mask0: torch.Tensor,
+        mask2: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = torch.cat([warp(f0, flow0), f1, warp(f2, flow2), flow0, flow2, mask0, mask2], 1)
+        x = self.conv1(x)
+        x = channel_shuffle(self.conv2(x), 3)
+        x = channel_shuffle(self.conv3(x), 3)
+        x = channel_shuffle(self.conv4(x), 3)
+        x = self.conv5(x)
+        delta = self.conv6(x)
+        flow0 = delta[:, 0:2] + 2.0 * _upsample2(flow0)
+        flow2 = delta[:, 2:4] + 2.0 * _upsample2(flow2)
+        mask0 = delta[:, 4:5] + _upsample2(mask0)
+        mask2 = delta[:, 5:6] + _upsample2(mask2)
+        return flow0, flow2, mask0, mask2
+
+
+def merge_hdr(
+    img0: torch.Tensor,
+    img1: torch.Tensor,
+    img2: torch.Tensor,
+    mask0: torch.Tensor,
+    mask2: torch.Tensor,
+) -> torch.Tensor:
+    """SAFNet's explicit merge H_m (MODELS.md 4.4): triangle weights gated by the masks.
+
+    Where the reference is too bright (too dark), the aligned short (long) frame takes the
+    weight its mask selects; the rest stays with the reference.
+
+    Args:
+        img0: aligned short frame ``(B, 6, H, W)``: linear RGB then LDR RGB.
+        img1: reference frame ``(B, 6, H, W)``.
+        img2: aligned long frame ``(B, 6, H, W)``.
+        mask0: selection mask of the short frame in [0, 1], ``(B, 1, H, W)``.
+        mask2: selection mask of the long frame in [0, 1], ``(B, 1, H, W)``.
+
+    Returns:
+        Linear HDR ``(B, 3, H, W)``.
+    """
+    ref_ldr = img1[:, 3:6]
+    hi, lo, mid = triangle_hi(ref_ldr), triangle_lo(ref_ldr), triangle_mid(ref_ldr)
+    w0 = hi * mask0
+    w2 = lo * mask2
+    w1 = mid + hi * (1.0 - mask0) + lo * (1.0 - mask2)
+    merged = w0 * img0[:, 0:3] + w1 * img1[:, 0:3] + w2 * img2[:, 0:3]
+    return merged / (w0 + w1 + w2 + 1e-9)
+
+
+class RefineNetS(nn.Module):
+    """SAFNet-S refine net: eight 3x3 convs on the aligned inputs, dilations 1,1,2,4,2,1."""
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        self.conv1 = _convrelu(27, width)
+        self.conv2 = _convrelu(width, width)
+        self.conv3 = _convrelu(width, width, dilation=2)
+        self.conv4 = _convrelu(width, width, dilation=4)
+        self.conv5 = _convrelu(width, width, dilation=2)
+        self.conv6 = _convrelu(width, width)
+        self.conv7 = nn.Conv2d(width, 3, 3, padding=1, bias=True)
+
+    def forward(
+        self,
+        img0: torch.Tensor,
+        img1: torch.Tensor,
+        img2: torch.Tensor,
+        flow0: torch.Tensor,
+        flow2: torch.Tensor,
+        mask0: torch.Tensor,
+        mask2: torch.Tensor,
+        hdr_m: torch.Tensor,
+    ) -> torch.Tensor:
+        x = torch.cat(
+            [
+                warp(img0, flow0),
+                img1,
+                warp(img2, flow2),
+                flow0 / DIV_FLOW,
+                flow2 / DIV_FLOW,
+                mask0,
+                mask2,
+                hdr_m,
+            ],
+            1,
+        )
+        x = self.conv1(x)
+        x = self.conv2(x)
+        x = self.conv3(x)
+        x = self.conv4(x)
+        x = self.conv5(x)
+        x = self.conv6(x)
+        return torch.clamp(hdr_m + self.conv7(x), 0.0, 1.0)
+
+
+class ResBlock(nn.Module):
+    """``PReLU(x + conv(convrelu(x)))`` with dilated 3x3 convs."""
+
+    def __init__(self, channels: int, dilation: int) -> None:
+        super().__init__()
+        self.conv1 = _convrelu(channels, channels, dilation=dilation)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation)
+        self.prelu = nn.PReLU(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.prelu(x + self.conv2(self.conv1(x)))
+
+
+class RefineNet(nn.Module):
+    """SAFNet refine net: per-frame features aligned by the flows, five dilated res-blocks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv0 = nn.Sequential(_convrelu(6, 20), _convrelu(20, 20))
+        self.conv1 = nn.Sequential(_convrelu(15, 40), _convrelu(40, 40))
+        self.conv2 = nn.Sequential(_convrelu(6, 20), _convrelu(20, 20))
+        self.resblock1 = ResBlock(80, 1)
+        self.resblock2 = ResBlock(80, 2)
+        self.resblock3 = ResBlock(80, 4)
+        self.resblock4 = ResBlock(80, 2)
+        self.resblock5 = ResBlock(80, 1)
+        self.conv3 = nn.Conv2d(80, 3, 3, padding=1, bias=True)
+
+    def forward(
+        self,
+        img0: torch.Tensor,
+        img1: torch.Tensor,
+        img2: torch.Tensor,
+        flow0: torch.Tensor,
+        flow2: torch.Tensor,
+        mask0: torch.Tensor,
+        mask2: torch.Tensor,
+        hdr_m: torch.Tensor,
+    ) -> torch.Tensor:
+        feat0 = self.conv0(img0)
+        feat1 = self.conv1(
+            torch.cat([img1, flow0 / DIV_FLOW, flow2 / DIV_FLOW, mask0, mask2, hdr_m], 1)
+        )
+        feat2 = self.conv2(img2)
+        x = torch.cat([warp(feat0, flow0), feat1, warp(feat2, flow2)], 1)
+        x = self.resblock1(x)
+        x = self.resblock2(x)
+        x = self.resblock3(x)
+        x = self.resblock4(x)
+        x = self.resblock5(x)
+        return torch.clamp(hdr_m + self.conv3(x), 0.0, 1.0)
+
+
+class SAFNet(nn.Module):
+    """SAFNet (``variant="full"``, 1,120,849 params) or SAFNet-S (``"s"``, 566,713 params).
+
+    Args:
+        variant: ``"s"`` (SAFNet-S, the light refine net) or ``"full"``.
+        flow_scale: resolution of the flow/mask stage relative to the input (official 0.5).
+        gamma: gamma used to linearise the frames (official 2.2).
+
+    Shapes:
+        ``ldr (B, 3, 3, H, W)`` gamma-encoded RGB in [0, 1], ``exposures (B, 3)`` relative
+        exposure times, ``ref (B,)`` -> :class:`NetOutput` with ``hdr (B, 3, H, W)`` linear
+        in [0, 1] (units where the shortest exposure is 1) and ``aux``: ``hdr_m (B, 3, H, W)``,
+        ``flow0``, ``flow2 (B, 2, H, W)`` in pixels (reference -> short / long frame,
+        channel 0 = x), ``mask0``, ``mask2 (B, 1, H, W)`` in [0, 1]. Any H, W >= 1.
+
+    Example:
+        >>> net = SAFNet("s").eval()
+        >>> out = net(torch.rand(1, 3, 3, 37, 53), torch.tensor([[1.0, 4.0, 16.0]]), torch.tensor([1]))
+        >>> out.hdr.shape, out.aux["flow0"].shape
+        (torch.Size([1, 3, 37, 53]), torch.Size([1, 2, 37, 53]))
+    """
+
+    frames = 3
+    size_multiple = 1
+
+    def __init__(self, variant: str = "s", flow_scale: float = 0.5, gamma: float = GAMMA) -> None:
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ModelError(f"SAFNet: unknown variant {variant!r}; use one of {VARIANTS}")
+        if not 0.0 < flow_scale <= 1.0:
+            raise ModelError(f"SAFNet: flow_scale must be in (0, 1], got {flow_scale}")
+        self.variant = variant
+        self.flow_scale = float(flow_scale)
+        self.gamma = float(gamma)
+        self.encoder = Encoder()
+        self.decoder = Decoder()
+        self.refinenet = RefineNetS() if variant == "s" else RefineNet()
+
+    # ------------------------------------------------------------------ inputs -----
+    def encode_inputs(
+        self, ldr: torch.Tensor, exposures: torch.Tensor, ref: torch.Tensor | int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sort by exposure and build the official 6-channel frames ``[ldr**gamma / t, ldr]``.
+
+        Args:
+            ldr: ``(B, 3, 3, H, W)`` gamma-encoded frames in [0, 1].
+            exposures: ``(B, 3)`` positive exposure times (normalised by their minimum here).
+            ref: ``(B,)`` reference indices (or one int for the whole batch); after sorting
+                the reference must be the middle exposure.
+
+        Returns:
+            ``(img0, img1, img2)``: short, reference, long, each ``(B, 6, H, W)``.
+        """
+        if not isinstance(ldr, torch.Tensor) or ldr.ndim != 5 or ldr.shape[2] != 3:
+            shape = tuple(ldr.shape) if isinstance(ldr, torch.Tensor) else type(ldr).__name__
+            raise InputSizeError(
+                f"SAFNet: ldr must be a (B, 3, 3, H, W) tensor of RGB frames, got {shape}"
+            )
+        batch, frames = ldr.shape[:2]
+        check_frame_count(self, frames, what="SAFNet ldr")
+        exposures = torch.as_tensor(exposures, dtype=ldr.dtype, device=ldr.device)
+        if exposures.shape != (batch, frames):
+            raise BracketError(
+                f"SAFNet: exposures must have shape ({batch}, {frames}) like ldr's first two "
+                f"dimensions, got {tuple(exposures.shape)}"
+            )
+        if not (torch.isfinite(exposures).all() and (exposures > 0).all()):
+            raise BracketError(
+                f"SAFNet: exposures must be finite and positive, got {exposures.tolist()}"
+            )
+        ref = torch.as_tensor(ref, dtype=torch.long, device=ldr.device).reshape(-1)
+        if ref.numel() == 1:
+            ref = ref.expand(batch)
+        if ref.shape != (batch,) or ((ref < 0) | (ref >= frames)).any():
+            raise BracketError(
+                f"SAFNet: ref must hold one index in [0, {frames}) per sample, got {ref.tolist()}"
+            )
+        ldr, exposures, ref = sort_by_exposure(ldr, exposures, ref)
+        if (ref != 1).any():
+            raise InputSizeError(
+                "SAFNet: the reference frame must be the middle exposure (SAFNet aligns the "
+                "short and long frames to it); got reference positions "
+                f"{ref.tolist()} in exposure order (0 = shortest). Choose the middle exposure as ref."
+            )
+        exposures = exposures / exposures.amin(dim=1, keepdim=True)
+        linear = ldr.pow(self.gamma) / exposures[:, :, None, None, None]
+        imgs = torch.cat([linear, ldr], dim=2)
+        return imgs[:, 0], imgs[:, 1], imgs[:, 2]
+
+    # ------------------------------------------------------------------ stages -----
+    def forward_flow_mask(
+        self, img0: torch.Tensor, img1: torch.Tensor, img2: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Flows and selection masks from the three 6-channel frames (MODELS.md 4.3).
+
+        Args:
+            img0: short frame ``(B, 6, H, W)`` (``[linear, ldr]``).
+            img1: reference frame ``(B, 6, H, W)``.
+            img2: long frame ``(B, 6, H, W)``.
+
+        Returns:
+            ``(flow0, flow2, mask0, mask2)``: flows ``(B, 2, H, W)`` in pixels of the input,
+            masks ``(B, 1, H, W)`` after the sigmoid.
+        """
+        height, width = img1.shape[-2:]
+        height_s = 16 * math.ceil(height * self.flow_scale / 16)
+        width_s = 16 * math.ceil(width * self.flow_scale / 16)
+        resized = (height_s, width_s) != (height, width)
+        if resized:
+            img0, img1, img2 = (
+                F.interpolate(img, size=(height_s, width_s), mode="bilinear", align_corners=False)
+                for img in (img0, img1, img2)
+            )
+        feats0 = self.encoder(img0)
+        feats1 = self.encoder(img1)
+        feats2 = self.encoder(img2)
+        coarse = feats1[3]
+        flow0 = coarse.new_zeros(coarse.shape[0], 2, *coarse.shape[-2:])
+        flow2 = torch.zeros_like(flow0)
+        mask0 = coarse.new_zeros(coarse.shape[0], 1, *coarse.shape[-2:])
+        mask2 = torch.zeros_like(mask0)
+        for level in (3, 2, 1, 0):
+            flow0, flow2, mask0, mask2 = self.decoder(
+                feats0[level], feats1[level], feats2[level], flow0, flow2, mask0, mask2
+            )
+        if resized:
+            flow0, flow2, mask0, mask2 = (
+                F.interpolate(t, size=(height, width), mode="bilinear", align_corners=False)
+                for t in (flow0, flow2, mask0, mask2)
+            )
+            # Flows are in pixels of the resized image: scale back by the plain size ratio.
+            ratio = torch.tensor(
+                [width / width_s, height / height_s], dtype=flow0.dtype, device=flow0.device
+            ).view(1, 2, 1, 1)
+            flow0 = flow0 * ratio
+            flow2 = flow2 * ratio
+        return flow0, flow2, torch.sigmoid(mask0), torch.sigmoid(mask2)
+
+    def forward_images(
+        self, img0: torch.Tensor, img1: torch.Tensor, img2: torch.Tensor, refine: bool = True
+    ) -> NetOutput:
+        """The official model call on 6-channel frames ``[ldr**2.2 / t, ldr]`` (short, ref, long).
+
+        Args:
+            img0: short frame ``(B, 6, H, W)``.
+            img1: reference frame ``(B, 6, H, W)``.
+            img2: long frame ``(B, 6, H, W)``.
+            refine: run the refine net (``False`` returns H_m as ``hdr``).
+
+        Returns:
+            :class:`NetOutput` as in :meth:`forward`.
+        """
+        flow0, flow2, mask0, mask2 = self.forward_flow_mask(img0, img1, img2)
+        hdr_m = merge_hdr(warp(img0, flow0), img1, warp(img2, flow2), mask0, mask2)
+        aux = {"hdr_m": hdr_m, "flow0": flow0, "flow2": flow2, "mask0": mask0, "mask2": mask2}
+        if not refine:
+            return NetOutput(hdr=hdr_m, aux=aux)
+        hdr_r = self.refinenet(img0, img1, img2, flow0, flow2, mask0, mask2, hdr_m)
+        return NetOutput(hdr=hdr_r, aux=aux)
+
+    def forward(
+        self,
+        ldr: torch.Tensor,
+        exposures: torch.Tensor,
+        ref: torch.Tensor | int,
+        refine: bool = True,
+    ) -> NetOutput:
+        """Merge a batch of 3-exposure brackets (see the class docstring for shapes)."""
+        img0, img1, img2 = self.encode_inputs(ldr, exposures, ref)
+        return self.forward_images(img0, img1, img2, refine=refine)
+
+    # ----------------------------------------------------------------- weights -----
+    @classmethod
+    def from_official(
+        cls, path: str | os.PathLike, variant: str | None = None, **kwargs: Any
+    ) -> SAFNet:
+        """Build a SAFNet from an official ``.pth`` (variant detected from its tensors if not given)."""
+        state = convert_official_state_dict(_load_pickle_safely(path), source=str(path))
+        if variant is None:
+            variant = "s" if "refinenet.conv7.weight" in state else "full"
+        net = cls(variant=variant, **kwargs)
+        _load_strict(net, state, str(path))
+        return net
+
+
+def _load_pickle_safely(path: str | os.PathLike) -> Any:
+    if not os.path.isfile(path):
+        raise WeightsError(f"SAFNet weights file {os.fspath(path)} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling failures come in many types
+        raise WeightsError(
+            f"{os.fspath(path)} could not be read with torch.load(weights_only=True) ({err}); "
+            "is it an official SAFNet .pth, complete and not corrupted?"
+        ) from err
+
+
+def convert_official_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """Official SAFNet checkpoint -> hdrzoo ``SAFNet`` state dict (the names are the same).
+
+    Accepts a plain ``state_dict``, a dict holding one under ``"state_dict"`` (or ``"model"``),
+    and ``module.`` prefixes left by ``DataParallel``/DDP.
+
+    Args:
+        obj: what ``torch.load(path, map_location="cpu", weights_only=True)`` returned.
+        source: file name used in error messages.
+
+    Returns:
+        ``{name: tensor}`` ready for ``SAFNet.load_state_dict(..., strict=True)``.
+    """
+    for key in ("state_dict", "model"):
+        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
+            obj = obj[key]
+    if not isinstance(obj, Mapping) or not obj:
+        raise WeightsError(
+            f"{source}: expected a SAFNet state_dict (a mapping of tensor names to tensors), "
+            f"got {type(obj).__name__}"
+        )
+    state = {}
+    for name, value in obj.items():
+        if not isinstance(value, torch.Tensor):
+            raise WeightsError(
+                f"{source}: entry {name!r} is a {type(value).__name__}, not a tensor; "
+                "this is not a SAFNet state_dict"
+            )
+        while name.startswith("module."):
+            name = name[len("module.") :]
+        state[name] = value
+    return state
+
+
+def _load_strict(net: SAFNet, state: Mapping[str, torch.Tensor], source: str) -> None:
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [
+        f"{k} {tuple(state[k].shape)} (expected {tuple(own[k].shape)})"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected}")
+        if mismatched:
+            parts.append(f"shape mismatches {mismatched}")
+        raise WeightsError(
+            f"{source} does not fit SAFNet variant {net.variant!r}: {'; '.join(parts)}. "
+            "Use variant='s' for SAFNet_S_*.pth and variant='full' for SAFNet_*.pth."
+        )
+    net.load_state_dict(state, strict=True)
+
+
+def load_official_weights(net: SAFNet, path: str | os.PathLike) -> SAFNet:
+    """Load an official SAFNet(-S) ``.pth`` into ``net`` (``strict=True``, ``weights_only=True``).
+
+    Args:
+        net: the network to fill; its variant must match the file.
+        path: the official checkpoint, e.g. ``SAFNet_S_siggraph17.pth``.
+
+    Returns:
+        ``net`` with the weights loaded.
+    """
+    state = convert_official_state_dict(_load_pickle_safely(path), source=os.fspath(path))
+    _load_strict(net, state, os.fspath(path))
+    return net
