@@ -24,9 +24,6 @@ from hdrzoo.models.base import NetOutput, check_frame_count
 from hdrzoo.ops.tonemap import (
     GAMMA,
     sort_by_exposure,
-    triangle_hi,
-    triangle_lo,
-    triangle_mid,
 )
 from hdrzoo.ops.warp import warp
 
@@ -37,6 +34,77 @@ DIV_FLOW = 20.0
 """The refine nets see flows divided by this (official ``div_flow``)."""
 FEATURES = 40
 """Channels of every encoder stage and of each third of the decoder."""
+_BLOCK_BYTES = 24 * 2**20
+"""Size of the row blocks of CPU inference (see :func:`_conv_rows`)."""
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    # oneDNN (CPU) and cuDNN run these 3x3 convs markedly faster on NHWC tensors.
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def _cat_channels_last(parts: list[torch.Tensor]) -> torch.Tensor:
+    return _channels_last(torch.cat(parts, 1))
+
+
+def _use_row_blocks(x: torch.Tensor) -> bool:
+    """Full-resolution CPU inference runs the refine nets in row blocks (no autograd there)."""
+    return x.device.type == "cpu" and not torch.is_grad_enabled()
+
+
+def _empty_channels_last(like: torch.Tensor, channels: int) -> torch.Tensor:
+    batch, _, height, width = like.shape
+    return torch.empty(
+        (batch, channels, height, width),
+        dtype=like.dtype,
+        device=like.device,
+        memory_format=torch.channels_last,
+    )
+
+
+def _conv_rows(
+    x: torch.Tensor,
+    conv: nn.Conv2d,
+    out: torch.Tensor,
+    prelu: nn.PReLU | None = None,
+    residual: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``out = prelu(conv(x) + residual)`` for a stride-1 "same" conv, computed in row blocks.
+
+    Why: a full-resolution activation (e.g. 32 x 1000 x 1500 floats) is larger than glibc's
+    largest mmap threshold (32 MiB), so every fresh one is mapped and page-faulted in (the
+    kernel zeroes it) and costs about as much as the PReLU that fills it. Blocks of at most
+    ``_BLOCK_BYTES`` recycle heap memory, and ``out`` is a buffer the caller reuses between
+    layers. Each block reads ``padding`` extra rows above and below (zeros at the image
+    border) and convolves without vertical padding, so no output row is computed twice.
+
+    Args:
+        x: input ``(B, C_in, H, W)``.
+        conv: the convolution (its weights, bias, dilation, groups and horizontal padding).
+        out: preallocated ``(B, C_out, H, W)``, not overlapping ``x`` or ``residual``.
+        prelu: optional PReLU applied last.
+        residual: optional ``(B, C_out, H, W)`` added before the PReLU.
+
+    Returns:
+        ``out``.
+    """
+    pad_h, pad_w = conv.padding
+    batch, channels_in, height, width = x.shape
+    row_bytes = batch * width * max(channels_in, conv.out_channels) * x.element_size()
+    rows = max(1, _BLOCK_BYTES // row_bytes)
+    for top in range(0, height, rows):
+        bottom = min(top + rows, height)
+        first, last = top - pad_h, bottom + pad_h
+        block = x[:, :, max(first, 0) : min(last, height)]
+        if first < 0 or last > height:
+            block = F.pad(block, (0, 0, max(-first, 0), max(last - height, 0)))
+        y = F.conv2d(
+            block, conv.weight, conv.bias, conv.stride, (0, pad_w), conv.dilation, conv.groups
+        )
+        if residual is not None:
+            y += residual[:, :, top:bottom]
+        out[:, :, top:bottom] = y if prelu is None else F.prelu(y, prelu.weight)
+    return out
 
 
 def _convrelu(
@@ -65,6 +133,11 @@ def _convrelu(
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     """ShuffleNet channel shuffle: new channel ``groups * i + g`` is old channel ``C/groups * g + i``."""
     batch, channels, height, width = x.shape
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        # Channels-last: shuffle the innermost (channel) axis and stay channels-last.
+        nhwc = x.permute(0, 2, 3, 1).reshape(batch, height, width, groups, channels // groups)
+        nhwc = nhwc.transpose(3, 4).reshape(batch, height, width, channels)
+        return nhwc.permute(0, 3, 1, 2)
     x = x.view(batch, groups, channels // groups, height, width).transpose(1, 2)
     return x.reshape(batch, channels, height, width)
 
@@ -124,13 +197,13 @@ class Decoder(nn.Module):
         mask0: torch.Tensor,
         mask2: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = torch.cat([warp(f0, flow0), f1, warp(f2, flow2), flow0, flow2, mask0, mask2], 1)
+        x = _cat_channels_last([warp(f0, flow0), f1, warp(f2, flow2), flow0, flow2, mask0, mask2])
         x = self.conv1(x)
         x = channel_shuffle(self.conv2(x), 3)
         x = channel_shuffle(self.conv3(x), 3)
         x = channel_shuffle(self.conv4(x), 3)
         x = self.conv5(x)
-        delta = self.conv6(x)
+        delta = self.conv6(x).contiguous()
         flow0 = delta[:, 0:2] + 2.0 * _upsample2(flow0)
         flow2 = delta[:, 2:4] + 2.0 * _upsample2(flow2)
         mask0 = delta[:, 4:5] + _upsample2(mask0)
@@ -160,13 +233,16 @@ def merge_hdr(
     Returns:
         Linear HDR ``(B, 3, H, W)``.
     """
-    ref_ldr = img1[:, 3:6]
-    hi, lo, mid = triangle_hi(ref_ldr), triangle_lo(ref_ldr), triangle_mid(ref_ldr)
-    w0 = hi * mask0
-    w2 = lo * mask2
-    w1 = mid + hi * (1.0 - mask0) + lo * (1.0 - mask2)
-    merged = w0 * img0[:, 0:3] + w1 * img1[:, 0:3] + w2 * img2[:, 0:3]
-    return merged / (w0 + w1 + w2 + 1e-9)
+    # The three triangle weights sum to exactly 1 for every x, so the official normalisation
+    # by W_0 + W_1 + W_2 (+ 1e-9) is the identity and W_1 = 1 - W_0 - W_2. Hence
+    # H_m = H_1 + W_0 (H_0 - H_1) + W_2 (H_2 - H_1): the same value to float rounding, in a
+    # third of the full-resolution passes.
+    signed = img1[:, 3:6] * 2.0 - 1.0  # triangle_hi = max(0, s), triangle_lo = max(0, -s)
+    lin1 = img1[:, 0:3]
+    w0 = signed.clamp(min=0.0) * mask0
+    w2 = signed.neg().clamp(min=0.0) * mask2
+    merged = torch.addcmul(lin1, w0, img0[:, 0:3] - lin1)
+    return torch.addcmul(merged, w2, img2[:, 0:3] - lin1)
 
 
 class RefineNetS(nn.Module):
@@ -192,27 +268,40 @@ class RefineNetS(nn.Module):
         mask0: torch.Tensor,
         mask2: torch.Tensor,
         hdr_m: torch.Tensor,
+        aligned: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        x = torch.cat(
-            [
-                warp(img0, flow0),
-                img1,
-                warp(img2, flow2),
-                flow0 / DIV_FLOW,
-                flow2 / DIV_FLOW,
-                mask0,
-                mask2,
-                hdr_m,
-            ],
-            1,
-        )
-        x = self.conv1(x)
-        x = self.conv2(x)
-        x = self.conv3(x)
-        x = self.conv4(x)
-        x = self.conv5(x)
-        x = self.conv6(x)
-        return torch.clamp(hdr_m + self.conv7(x), 0.0, 1.0)
+        if aligned is None:
+            aligned = (warp(img0, flow0), warp(img2, flow2))
+        parts = [
+            aligned[0],
+            img1,
+            aligned[1],
+            flow0 / DIV_FLOW,
+            flow2 / DIV_FLOW,
+            mask0,
+            mask2,
+            hdr_m,
+        ]
+        if _use_row_blocks(hdr_m):
+            residual = self._forward_row_blocks(parts)
+        else:
+            x = _cat_channels_last(parts)
+            for layer in (self.conv1, self.conv2, self.conv3, self.conv4, self.conv5, self.conv6):
+                x = layer(x)
+            residual = self.conv7(x)
+        return torch.clamp(residual.contiguous() + hdr_m, 0.0, 1.0)
+
+    def _forward_row_blocks(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        # Two full-resolution buffers for the whole stack; the 27-channel input is assembled
+        # in the first 27 channels of the second one.
+        buffer_a = _empty_channels_last(parts[-1], self.conv1[0].out_channels)
+        buffer_b = torch.empty_like(buffer_a)
+        x = buffer_b[:, : self.conv1[0].in_channels]
+        torch.cat(parts, 1, out=x)
+        for layer in (self.conv1, self.conv2, self.conv3, self.conv4, self.conv5, self.conv6):
+            x = _conv_rows(x, layer[0], buffer_a, prelu=layer[1])
+            buffer_a, buffer_b = buffer_b, buffer_a
+        return self.conv7(x)
 
 
 class ResBlock(nn.Module):
@@ -225,7 +314,15 @@ class ResBlock(nn.Module):
         self.prelu = nn.PReLU(channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.prelu(x + self.conv2(self.conv1(x)))
+        # In place is safe: autograd does not need the conv's output.
+        return self.prelu(self.conv2(self.conv1(x)).add_(x))
+
+    def forward_rows(
+        self, x: torch.Tensor, hidden: torch.Tensor, out: torch.Tensor
+    ) -> torch.Tensor:
+        """The same in row blocks (CPU inference) with caller-owned buffers ``hidden``, ``out``."""
+        _conv_rows(x, self.conv1[0], hidden, prelu=self.conv1[1])
+        return _conv_rows(hidden, self.conv2, out, prelu=self.prelu, residual=x)
 
 
 class RefineNet(nn.Module):
@@ -253,19 +350,52 @@ class RefineNet(nn.Module):
         mask0: torch.Tensor,
         mask2: torch.Tensor,
         hdr_m: torch.Tensor,
+        aligned: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        feat0 = self.conv0(img0)
-        feat1 = self.conv1(
-            torch.cat([img1, flow0 / DIV_FLOW, flow2 / DIV_FLOW, mask0, mask2, hdr_m], 1)
-        )
-        feat2 = self.conv2(img2)
-        x = torch.cat([warp(feat0, flow0), feat1, warp(feat2, flow2)], 1)
-        x = self.resblock1(x)
-        x = self.resblock2(x)
-        x = self.resblock3(x)
-        x = self.resblock4(x)
-        x = self.resblock5(x)
-        return torch.clamp(hdr_m + self.conv3(x), 0.0, 1.0)
+        del aligned  # this refine net aligns features, not images
+        side = [img1, flow0 / DIV_FLOW, flow2 / DIV_FLOW, mask0, mask2, hdr_m]
+        if _use_row_blocks(hdr_m):
+            residual = self._forward_row_blocks(img0, img2, side, flow0, flow2)
+        else:
+            feat0 = self.conv0(_channels_last(img0))
+            feat1 = self.conv1(_cat_channels_last(side))
+            feat2 = self.conv2(_channels_last(img2))
+            x = _cat_channels_last([warp(feat0, flow0), feat1, warp(feat2, flow2)])
+            for block in self.resblocks():
+                x = block(x)
+            residual = self.conv3(x)
+        return torch.clamp(residual.contiguous() + hdr_m, 0.0, 1.0)
+
+    def resblocks(self) -> tuple[ResBlock, ...]:
+        return (self.resblock1, self.resblock2, self.resblock3, self.resblock4, self.resblock5)
+
+    def _forward_row_blocks(
+        self,
+        img0: torch.Tensor,
+        img2: torch.Tensor,
+        side: list[torch.Tensor],
+        flow0: torch.Tensor,
+        flow2: torch.Tensor,
+    ) -> torch.Tensor:
+        # Three 80-channel buffers serve every layer: the feature stage works in channel
+        # slices of `hidden` and writes its result straight into the slices of `x`.
+        x = _empty_channels_last(img0, 80)
+        hidden = torch.empty_like(x)
+        spare = torch.empty_like(x)
+        for img, branch, flow, target in (
+            (img0, self.conv0, flow0, x[:, 0:20]),
+            (img2, self.conv2, flow2, x[:, 60:80]),
+        ):
+            first = _conv_rows(_channels_last(img), branch[0][0], hidden[:, 0:20], branch[0][1])
+            second = _conv_rows(first, branch[1][0], hidden[:, 20:40], branch[1][1])
+            target.copy_(warp(second, flow))
+        side_input = hidden[:, 0:15]
+        torch.cat(side, 1, out=side_input)
+        first = _conv_rows(side_input, self.conv1[0][0], hidden[:, 40:80], self.conv1[0][1])
+        _conv_rows(first, self.conv1[1][0], x[:, 20:60], self.conv1[1][1])
+        for block in self.resblocks():
+            x, spare = block.forward_rows(x, hidden, spare), x
+        return self.conv3(x)
 
 
 class SAFNet(nn.Module):
@@ -381,9 +511,9 @@ class SAFNet(nn.Module):
                 F.interpolate(img, size=(height_s, width_s), mode="bilinear", align_corners=False)
                 for img in (img0, img1, img2)
             )
-        feats0 = self.encoder(img0)
-        feats1 = self.encoder(img1)
-        feats2 = self.encoder(img2)
+        # One encoder pass over the three frames stacked along the batch.
+        feats = self.encoder(_channels_last(torch.cat([img0, img1, img2], 0)))
+        feats0, feats1, feats2 = zip(*(f.chunk(3, 0) for f in feats))
         coarse = feats1[3]
         flow0 = coarse.new_zeros(coarse.shape[0], 2, *coarse.shape[-2:])
         flow2 = torch.zeros_like(flow0)
@@ -421,11 +551,23 @@ class SAFNet(nn.Module):
             :class:`NetOutput` as in :meth:`forward`.
         """
         flow0, flow2, mask0, mask2 = self.forward_flow_mask(img0, img1, img2)
-        hdr_m = merge_hdr(warp(img0, flow0), img1, warp(img2, flow2), mask0, mask2)
+        # The aligned 6-channel frames serve the merge and the SAFNet-S refine net alike.
+        aligned = (warp(img0, flow0), warp(img2, flow2))
+        hdr_m = merge_hdr(aligned[0], img1, aligned[1], mask0, mask2)
         aux = {"hdr_m": hdr_m, "flow0": flow0, "flow2": flow2, "mask0": mask0, "mask2": mask2}
         if not refine:
             return NetOutput(hdr=hdr_m, aux=aux)
-        hdr_r = self.refinenet(img0, img1, img2, flow0, flow2, mask0, mask2, hdr_m)
+        hdr_r = self.refinenet(
+            img0,
+            img1,
+            img2,
+            flow0,
+            flow2,
+            mask0,
+            mask2,
+            hdr_m,
+            aligned=aligned,
+        )
         return NetOutput(hdr=hdr_r, aux=aux)
 
     def forward(
