@@ -29,6 +29,10 @@ _LAZY = {
     "write_hdr": "hdrzoo.io",
     "write_preview": "hdrzoo.io",
     "write_bracket": "hdrzoo.io",
+    "write_image": "hdrzoo.io",
+    "find_scenes": "hdrzoo.io",
+    "detect_layout": "hdrzoo.io",
+    "merge": "hdrzoo.inference",
 }
 
 __all__ = ["Bracket", "HDRZooError", "__version__", *_LAZY]

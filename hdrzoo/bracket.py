@@ -18,7 +18,7 @@ from hdrzoo.errors import BracketError
 __all__ = ["Bracket"]
 
 
-def _as_float_tensor(value: Any, what: str) -> torch.Tensor:
+def _as_float_tensor(value: Any, what: str, integers_ok: bool = False) -> torch.Tensor:
     if isinstance(value, np.ndarray):
         value = torch.from_numpy(np.ascontiguousarray(value))
     elif not isinstance(value, torch.Tensor):
@@ -28,12 +28,29 @@ def _as_float_tensor(value: Any, what: str) -> torch.Tensor:
             raise BracketError(
                 f"{what} must be a tensor or array, got {type(value).__name__}"
             ) from err
-    if not value.is_floating_point():
+    if not value.is_floating_point() and not (
+        integers_ok and not value.is_complex() and value.dtype != torch.bool
+    ):
         raise BracketError(
             f"{what} must be floating point in [0, 1] (got dtype {value.dtype}); "
             "divide integer frames by their divisor, e.g. u16 / 65535, or use hdrzoo.read_bracket"
         )
     return value.to(torch.float32)
+
+
+def _as_index(value: Any, what: str) -> int:
+    if isinstance(value, torch.Tensor | np.ndarray):
+        count = value.size if isinstance(value, np.ndarray) else value.numel()
+        if count != 1:
+            raise BracketError(
+                f"{what} must be one integer frame index, got an array of shape {tuple(value.shape)}"
+            )
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise BracketError(f"{what} must be an integer frame index, got {value!r}")
+    if not float(value).is_integer():
+        raise BracketError(f"{what} must be an integer frame index, got {value}")
+    return int(value)
 
 
 @dataclass
@@ -81,7 +98,9 @@ class Bracket:
                 f"ldr{where} contains NaN or Inf pixels; frames must be finite values in [0, 1]"
             )
 
-        self.exposures = _as_float_tensor(self.exposures, f"exposures{where}").reshape(-1)
+        self.exposures = _as_float_tensor(
+            self.exposures, f"exposures{where}", integers_ok=True
+        ).reshape(-1)
         if self.exposures.numel() != n:
             raise BracketError(
                 f"exposures{where}: {self.exposures.numel()} values for {n} frames; give one exposure per frame"
@@ -98,11 +117,7 @@ class Bracket:
             )
         self.exposures = self.exposures / self.exposures.min()
 
-        if isinstance(self.ref, torch.Tensor):
-            self.ref = int(self.ref.item())
-        if isinstance(self.ref, float) and not float(self.ref).is_integer():
-            raise BracketError(f"ref{where} must be an integer frame index, got {self.ref}")
-        self.ref = int(self.ref)
+        self.ref = _as_index(self.ref, f"ref{where}")
         if not 0 <= self.ref < n:
             raise BracketError(
                 f"ref{where} = {self.ref} is out of range for {n} frames (0..{n - 1})"
@@ -157,6 +172,11 @@ class Bracket:
 
     def crop(self, top: int, left: int, height: int, width: int) -> Bracket:
         """A spatial crop of frames and ground truth (meta is copied, flows are not cropped)."""
+        h, w = self.size
+        if top < 0 or left < 0 or height < 1 or width < 1 or top + height > h or left + width > w:
+            raise BracketError(
+                f"crop ({top}, {left}, {height}, {width}) does not fit inside the {h}x{w} frames of {self.name or 'the bracket'}"
+            )
         sl = (..., slice(top, top + height), slice(left, left + width))
         return Bracket(
             self.ldr[sl],

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 import warnings
 from importlib import import_module
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Any
 
 import torch
 
-from hdrzoo.errors import ModelError, WeightsError
+from hdrzoo.errors import HDRZooError, ModelError, WeightsError
 from hdrzoo.models.registry import ModelEntry, WeightTag, get_entry, model_name_of, registered_names
 
 __all__ = ["load", "list_models", "create_model", "export", "model_name_of", "WEIGHTS_FORMAT"]
@@ -86,7 +87,7 @@ def create_model(name: str, **overrides: Any):
 
 # ------------------------------------------------------------------ loading ------
 def load(
-    name_or_uri: str,
+    name_or_uri: str | os.PathLike,
     weights: str | os.PathLike | None = None,
     pretrained: bool = False,
     device: str | torch.device | None = None,
@@ -98,7 +99,8 @@ def load(
 
     Args:
         name_or_uri: a registry name (``"safnet_s"``), a tagged name (``"safnet_s.kalantari17"``),
-            or a weights URI / path (then the model is read from its ``config.json`` or checkpoint).
+            or a weights URI / path (then the model is read from its ``config.json`` or
+            checkpoint; a ``.safetensors`` or ``.pth`` file needs the name instead).
         weights: where the weights come from (module docstring); ``None`` with
             ``pretrained=False`` gives random weights.
         pretrained: load the default (or the named) tag's published weights from the Hub.
@@ -112,7 +114,8 @@ def load(
         >>> model.frames is None
         True
     """
-    source = str(weights) if weights is not None else None
+    name_or_uri = os.fspath(name_or_uri)
+    source = os.fspath(weights) if weights is not None else None
     if _is_weights_uri(name_or_uri):
         if source is not None:
             raise ModelError(
@@ -149,7 +152,7 @@ def load(
     module = _load_from_source(
         name, source, strict=strict, cache_dir=cache_dir, overrides=overrides
     )
-    if tag is not None:
+    if tag is not None and weights is None:
         module.weight_tag = tag.tag
     return _finish(module, device)
 
@@ -160,7 +163,14 @@ def _has_no_parameters(entry: ModelEntry) -> bool:
 
 def _finish(module, device):
     if device is not None:
-        module = module.to(device)
+        try:
+            module = module.to(device)
+        except (RuntimeError, AssertionError, ValueError) as err:
+            # torch raises AssertionError for "not compiled with CUDA", RuntimeError for bad names
+            raise ModelError(
+                f"device={device!r} is not usable here ({err}); pass device='cpu' or a device torch "
+                "can see (torch.cuda.is_available())"
+            ) from err
     return module.eval()
 
 
@@ -178,7 +188,17 @@ def _load_from_source(
 ):
     if source.startswith("hf-hub:"):
         folder = _download_hub_folder(source[len("hf-hub:") :], cache_dir)
-        return _load_folder(name, folder, strict, overrides, origin=source)
+        try:
+            return _load_folder(name, folder, strict, overrides, origin=source)
+        except _DamagedFile as err:
+            # hf_hub_download does not check plain-HTTP downloads against their hash, so a
+            # damaged transfer sits in the cache under its genuine name; drop it, or every later
+            # load (offline ones included) would fail the same way.
+            _evict_cached_file(err.path)
+            raise WeightsError(
+                f"{err} The damaged copy was removed from the Hugging Face cache; load again to "
+                "download it afresh."
+            ) from err
     if source.startswith("local-dir:"):
         folder = Path(source[len("local-dir:") :]).expanduser()
         return _load_folder(name, folder, strict, overrides, origin=source)
@@ -202,32 +222,82 @@ def _load_from_source(
     return module
 
 
+# ------------------------------------------------------------------ the Hub ------
 def _download_hub_folder(spec: str, cache_dir) -> Path:
+    """Fetch ``config.json`` and ``model.safetensors`` of one Hub commit; return the snapshot folder.
+
+    Only these two names are ever requested: nothing pickled comes from the network.
+    """
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
     repo_id, _, revision = spec.partition("@")
     if not re.fullmatch(r"[\w.\-]+/[\w.\-]+", repo_id):
         raise WeightsError(f"'hf-hub:{spec}': expected hf-hub:org/name[@revision]")
-    revision = revision or None
-    paths = {}
+    # huggingface_hub reads HF_ENDPOINT and HF_HUB_OFFLINE once, when it is imported; reading
+    # them here as well honours a change made later in the same process (notebooks, tests).
+    options = {
+        "cache_dir": cache_dir,
+        "endpoint": os.environ.get("HF_ENDPOINT", "").rstrip("/") or None,
+        "local_files_only": _env_flag("HF_HUB_OFFLINE"),
+    }
+    folder = None
     for filename in (CONFIG_NAME, WEIGHTS_NAME):
         try:
-            paths[filename] = Path(
-                hf_hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir)
-            )
+            path = Path(hf_hub_download(repo_id, filename, revision=revision or None, **options))
         except LocalEntryNotFoundError as err:
             raise WeightsError(
                 f"hf-hub:{spec}: {filename} is not in the local cache and the Hub cannot be reached "
                 "(offline, or HF_HUB_OFFLINE=1). Connect once to download it, or copy the folder and "
                 "use weights='local-dir:PATH'."
             ) from err
-        except (HfHubHTTPError, OSError, ValueError) as err:
+        except _download_errors() as err:
             raise WeightsError(f"hf-hub:{spec}: could not download {filename}: {err}") from err
-    folder = paths[WEIGHTS_NAME].parent
-    if paths[CONFIG_NAME].parent != folder:
-        raise WeightsError(f"hf-hub:{spec}: config and weights resolved to different snapshots")
+        if folder is None:
+            # Pin the weights to the commit the config came from: a branch moving between the
+            # two requests must not pair one commit's config with another's weights.
+            folder, revision = path.parent, path.parent.name
     return folder
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def _download_errors() -> tuple[type[BaseException], ...]:
+    """What ``hf_hub_download`` raises when a transfer fails.
+
+    Its own HTTP errors and ``OSError`` (size checks, disk, ``requests``' errors) and
+    ``ValueError`` (bad revision), plus the errors of the HTTP library it runs on, which are
+    not ``OSError`` for ``httpx``/``httpx2`` (a connection dropped mid-file).
+    """
+    from huggingface_hub.errors import HfHubHTTPError
+
+    kinds: list[type[BaseException]] = [HfHubHTTPError, OSError, ValueError]
+    for library in ("httpx2", "httpx"):
+        module = sys.modules.get(library)
+        if module is not None and isinstance(getattr(module, "HTTPError", None), type):
+            kinds.append(module.HTTPError)
+    return tuple(kinds)
+
+
+def _evict_cached_file(path: Path) -> None:
+    """Remove a Hub snapshot file and the cache blob it links to (best effort: the cache may be read-only)."""
+    try:
+        blob = path.resolve()
+        path.unlink(missing_ok=True)
+        blob.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------- weights folders ------
+class _DamagedFile(WeightsError):
+    """A file whose bytes are damaged (bad JSON, checksum mismatch), as opposed to wrong content."""
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 def _sha256(path: Path) -> str:
@@ -239,7 +309,12 @@ def _sha256(path: Path) -> str:
 
 
 def read_weights_config(folder: Path) -> dict[str, Any]:
-    """Read and check a weights folder's ``config.json``."""
+    """Read and check a weights folder's ``config.json``.
+
+    Raises:
+        WeightsError: the file is missing, unreadable, not JSON, or lacks the fields
+            ``format``, ``model``, ``hparams`` and ``sha256``.
+    """
     path = folder / CONFIG_NAME
     if not path.is_file():
         raise WeightsError(
@@ -247,9 +322,12 @@ def read_weights_config(folder: Path) -> dict[str, Any]:
         )
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise WeightsError(
-            f"{path} is not valid JSON ({err}); re-export or re-download it"
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+        # ValueError covers JSONDecodeError and over-long integers; RecursionError deep nesting.
+        raise _DamagedFile(
+            f"{path} is not valid JSON ({type(err).__name__}: {str(err)[:200]}); re-export or "
+            "re-download it",
+            path,
         ) from err
     if not isinstance(config, dict) or config.get("format") != WEIGHTS_FORMAT:
         raise WeightsError(
@@ -271,20 +349,41 @@ def _load_folder(
     if not weights_path.is_file():
         raise WeightsError(f"{origin}: {WEIGHTS_NAME} is missing from {folder}")
     actual = _sha256(weights_path)
-    if actual != config["sha256"]:
-        raise WeightsError(
-            f"{origin}: {WEIGHTS_NAME} is corrupted or truncated (sha256 {actual[:12]}... but config.json "
-            f"says {config['sha256'][:12]}...); delete the cached copy and download it again"
+    if actual != config["sha256"].lower():
+        raise _DamagedFile(
+            f"{origin}: {WEIGHTS_NAME} is corrupted or truncated (sha256 {actual[:12]}... but "
+            f"config.json says {config['sha256'][:12]}...); nothing was loaded.",
+            weights_path,
         )
     model_name = config["model"]
     if name is not None and name.partition(".")[0] != model_name:
         raise ModelError(f"{origin} holds weights for {model_name!r}, not {name!r}")
-    module = create_model(model_name, **{**config["hparams"], **overrides})
+    module = _build_stored(model_name, config["hparams"], overrides, origin)
     _load_net_state(module, _read_safetensors(weights_path), strict, origin=origin)
     module.weights_config = config
     return module
 
 
+def _build_stored(model_name: str, hparams: dict[str, Any], overrides: dict[str, Any], origin: str):
+    """Build ``model_name`` from hyper-parameters stored in a file (untrusted) plus the caller's overrides."""
+    kwargs = {k: v for k, v in hparams.items() if not k.startswith("_")}
+    try:
+        return create_model(model_name, **{**kwargs, **overrides})
+    except HDRZooError:
+        raise
+    except Exception as err:  # a constructor fed bad values can raise anything
+        raise WeightsError(
+            f"{origin}: the stored hyper-parameters {_short(kwargs)} do not build {model_name!r} "
+            f"({type(err).__name__}: {err}); re-export the weights or pass the right values as overrides"
+        ) from err
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+# ------------------------------------------------------------- single files ------
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -315,25 +414,37 @@ def _read_foreign(module, path: Path) -> dict[str, torch.Tensor]:
             f"{path}: {type(module).__name__} cannot convert foreign checkpoints; pass a .safetensors, a "
             "Lightning .ckpt or an `hdrzoo export` folder"
         )
-    return convert(raw, path)
+    try:
+        return convert(raw, path)
+    except HDRZooError:
+        raise
+    except Exception as err:  # the file's content is arbitrary: a converter may trip anywhere
+        raise WeightsError(
+            f"{path}: not a checkpoint {type(module).__name__} can convert ({type(err).__name__}: {err})"
+        ) from err
 
 
 def _load_lightning_checkpoint(
     name: str | None, path: Path, strict: bool, overrides: dict[str, Any]
 ):
     ckpt = _torch_load_safely(path)
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise WeightsError(f"{path} is not a Lightning checkpoint (no 'state_dict')")
-    meta = ckpt.get("hdrzoo", {})
-    model_name = meta.get("model") or (name.partition(".")[0] if name else None)
+    meta = ckpt.get("hdrzoo")
+    stored_name = meta.get("model") if isinstance(meta, dict) else None
+    model_name = stored_name if isinstance(stored_name, str) else None
+    model_name = model_name or (name.partition(".")[0] if name else None)
     if model_name is None:
         raise ModelError(
             f"{path}: the checkpoint does not say which model it is; call load('<model>', weights=...)"
         )
     if name is not None and name.partition(".")[0] != model_name:
         raise ModelError(f"{path} holds a {model_name!r} checkpoint, not {name!r}")
-    hparams = dict(ckpt.get("hyper_parameters", {}))
-    module = create_model(model_name, **{**hparams, **overrides})
+    hparams = ckpt.get("hyper_parameters") or {}
+    if not isinstance(hparams, dict):
+        raise WeightsError(f"{path}: 'hyper_parameters' is not a dict; not a Lightning checkpoint")
+    # LightningCLI adds '_instantiator' and '_class_path'; they are not constructor arguments.
+    module = _build_stored(model_name, hparams, overrides, str(path))
     state = {k[len("net.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
     _load_net_state(module, state, strict, origin=str(path))
     return module
@@ -374,17 +485,26 @@ def export(source: Any, out_dir: str | os.PathLike, tag: str | None = None) -> P
     """Write ``config.json``, ``model.safetensors`` and a model card ``README.md`` to ``out_dir``.
 
     Args:
-        source: a LightningModule of the zoo, or a path to a Lightning ``.ckpt``.
-        out_dir: the folder to write (created if needed); ready for ``huggingface-cli upload``.
-        tag: optional weight tag name recorded in the config.
+        source: a LightningModule of the zoo, or a path to a Lightning ``.ckpt`` (any weights
+            source :func:`load` can read without a model name also works).
+        out_dir: the folder to write (created if needed); ready for ``hf upload``.
+        tag: weight tag name recorded in the config (default: the tag ``source`` was loaded with).
 
-    ``load("local-dir:OUT_DIR")`` round-trips the network bit-exactly.
+    Returns:
+        ``out_dir`` as a ``Path``. ``load("local-dir:OUT_DIR")`` round-trips the network
+        bit-exactly.
     """
     from safetensors.torch import save_file
 
     from hdrzoo.io import atomic_path
 
     module = load(str(source)) if isinstance(source, (str, os.PathLike)) else source
+    if not hasattr(module, "net"):
+        raise ModelError(
+            f"export: {type(module).__name__} is not a model of the zoo; pass a module from "
+            "hdrzoo.load / create_model or a Lightning .ckpt path"
+        )
+    tag = tag or getattr(module, "weight_tag", None)
     name = model_name_of(module)
     entry = get_entry(name)
     hparams = _json_hparams(module, name)
@@ -394,7 +514,8 @@ def export(source: Any, out_dir: str | os.PathLike, tag: str | None = None) -> P
     except OSError as err:
         raise WeightsError(f"cannot create export folder {out}: {err.strerror}") from err
 
-    state = {k: v.detach().cpu().contiguous() for k, v in module.net.state_dict().items()}
+    # clone(): safetensors refuses tensors sharing storage (tied weights, views).
+    state = {k: v.detach().cpu().clone().contiguous() for k, v in module.net.state_dict().items()}
     with atomic_path(out / WEIGHTS_NAME) as tmp:
         save_file(state, str(tmp), metadata={"format": "pt", "model": name})
     weight_tag = entry.weights.get(tag) if tag else None

@@ -13,21 +13,20 @@ The batch dict is the data contract (ARCHITECTURE.md): ``ldr (B, N, 3, H, W)``,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics import MeanMetric
 
 from hdrzoo.errors import HDRZooError, InputSizeError
 
 __all__ = ["NetOutput", "HDRModule", "check_frame_count"]
-
-OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
-SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
 
 EVAL_METRICS = ("psnr_mu", "psnr_l", "ssim_mu", "ssim_l")
 
@@ -74,11 +73,14 @@ class HDRModule(L.LightningModule):
     """
 
     net: nn.Module
+    conventions: dict[str, Any] = {}
+    """Input conventions of the model's reference weights (e.g. ``{"divisor": 65536}``); the
+    CLI uses them as defaults when reading brackets."""
 
     def __init__(
         self,
-        optimizer: OptimizerFactory | None = None,
-        lr_scheduler: SchedulerFactory | None = None,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
         super().__init__()
         self.optimizer_factory = optimizer or _default_optimizer
@@ -168,10 +170,13 @@ class HDRModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        from hdrzoo.errors import ModelError
         from hdrzoo.models.registry import model_name_of
 
-        # Lets `hdrzoo.load("last.ckpt")` rebuild the right model without being told its name.
-        checkpoint["hdrzoo"] = {"model": model_name_of(self)}
+        # Lets `hdrzoo.load("last.ckpt")` rebuild the right model without being told its name;
+        # a user's own unregistered subclass simply saves no entry.
+        with contextlib.suppress(ModelError):
+            checkpoint["hdrzoo"] = {"model": model_name_of(self)}
 
     # -------------------------------------------------------------- inference -----
     def merge(

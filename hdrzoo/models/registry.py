@@ -107,15 +107,24 @@ def register_model(
 ):
     """Class decorator registering a LightningModule under the public ``name``."""
 
+    tags = [w.tag for w in weights]
+    if len(set(tags)) != len(tags):
+        raise ModelError(f"model {name!r}: weight tags must be unique, got {tags}")
+
     def decorator(cls: type) -> type:
+        # Re-registering the same class (a re-imported module) replaces the entry.
         if name in _REGISTRY and _REGISTRY[name].module_cls is not cls:
-            raise ModelError(f"model name {name!r} is registered twice")
+            raise ModelError(
+                f"model name {name!r} is registered twice "
+                f"({_REGISTRY[name].module_cls.__qualname__} and {cls.__qualname__})"
+            )
+        first_doc_line = next(iter((cls.__doc__ or "").strip().splitlines()), "")
         _REGISTRY[name] = ModelEntry(
             name=name,
             module_cls=cls,
             kwargs=dict(kwargs),
             paper=paper,
-            description=description or (cls.__doc__ or "").strip().splitlines()[0],
+            description=description or first_doc_line,
             weights={w.tag: w for w in weights},
         )
         return cls
@@ -144,10 +153,17 @@ def model_name_of(module: Any) -> str:
     if explicit:
         return explicit
     hparams = dict(getattr(module, "hparams", {}))
-    for name in registered_names():
-        entry = _REGISTRY[name]
-        if type(module) is entry.module_cls and all(
-            hparams.get(k, v) == v for k, v in entry.kwargs.items()
-        ):
-            return name
-    raise ModelError(f"{type(module).__name__} is not a registered hdrzoo model")
+    matches = [
+        entry
+        for entry in (_REGISTRY[name] for name in registered_names())
+        if type(module) is entry.module_cls
+        and all(hparams.get(k, v) == v for k, v in entry.kwargs.items())
+    ]
+    if not matches:
+        raise ModelError(
+            f"{type(module).__name__} is not a registered hdrzoo model; register it with "
+            "@register_model or build it with hdrzoo.hub.create_model"
+        )
+    # A name with no defaults matches every instance of its class; the name whose defaults
+    # pin the most hyper-parameters describes the instance best (safnet_s over safnet).
+    return max(matches, key=lambda entry: len(entry.kwargs)).name

@@ -1,0 +1,318 @@
+"""The ``hdrzoo`` command.
+
+``hdrzoo demo``       synthesise a moving bracket, train briefly, merge, report (the main job)
+``hdrzoo merge``      merge scene folders with any model of the zoo
+``hdrzoo models``     the table of models and weights
+``hdrzoo export``     turn a checkpoint into a Hub-ready folder
+``hdrzoo fit|validate|test|predict``  LightningCLI over every model and DataModule
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from hdrzoo.errors import HDRZooError
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in LIGHTNING_COMMANDS:
+        run_lightning_cli(argv)
+        return 0
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except HDRZooError as err:
+        print(f"hdrzoo {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from hdrzoo import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="hdrzoo",
+        description="Ghost-free HDR from bracketed exposures. Training: hdrzoo fit|validate|test|predict --help",
+    )
+    parser.add_argument("--version", action="version", version=f"hdrzoo {__version__}")
+    sub = parser.add_subparsers(
+        dest="command", metavar="{demo,merge,models,export,fit,validate,test,predict}"
+    )
+
+    demo = sub.add_parser(
+        "demo", help="synthesise a moving scene, train briefly, merge and compare"
+    )
+    demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    demo.add_argument(
+        "--model", default=None, help="learned model to train (default: the smallest available)"
+    )
+    demo.add_argument(
+        "--minutes", type=float, default=3.0, help="training time budget in minutes (default 3)"
+    )
+    demo.add_argument("--steps", type=int, default=None, help="stop training after this many steps")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(handler=_cmd_demo)
+
+    merge = sub.add_parser("merge", help="merge bracket folders into HDR images")
+    merge.add_argument("scenes", nargs="+", help="scene folders, or dataset folders holding scenes")
+    merge.add_argument(
+        "--model", "-m", default="classic", help="model name, e.g. safnet_s (see `hdrzoo models`)"
+    )
+    merge.add_argument(
+        "--weights",
+        "-w",
+        default=None,
+        help="hf-hub:org/repo, local-dir:PATH, .safetensors, .ckpt, .pth",
+    )
+    merge.add_argument(
+        "--pretrained", action="store_true", help="use the model's default published weights"
+    )
+    merge.add_argument("--out", "-o", required=True, help="output folder")
+    merge.add_argument("--format", choices=("exr", "hdr"), default="exr")
+    merge.add_argument("--tile", type=int, default=None, help="tile size in pixels (bounds memory)")
+    merge.add_argument(
+        "--overlap", type=int, default=64, help="tile overlap in pixels (default 64)"
+    )
+    merge.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cpu)")
+    merge.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None)
+    merge.add_argument(
+        "--divisor",
+        type=int,
+        default=None,
+        help="16-bit divisor (default: the weights' convention or 65535)",
+    )
+    merge.add_argument(
+        "--preview", action="store_true", help="also write a tone-mapped PNG per scene"
+    )
+    merge.add_argument(
+        "--overwrite", action="store_true", help="re-merge scenes whose output exists"
+    )
+    merge.set_defaults(handler=_cmd_merge)
+
+    models = sub.add_parser("models", help="list models, parameters and weights")
+    models.add_argument("pattern", nargs="?", default=None, help="glob filter, e.g. 'safnet*'")
+    models.set_defaults(handler=_cmd_models)
+
+    export = sub.add_parser(
+        "export", help="write config.json + model.safetensors + README.md for the Hub"
+    )
+    export.add_argument(
+        "checkpoint", help="a Lightning .ckpt (or any weights source load() accepts)"
+    )
+    export.add_argument("--out", required=True, help="output folder")
+    export.add_argument("--tag", default=None, help="weight tag to record, e.g. kalantari17")
+    export.set_defaults(handler=_cmd_export)
+    return parser
+
+
+# ------------------------------------------------------------------- merge -------
+def _expand_scenes(paths: list[str]) -> list[Path]:
+    from hdrzoo.io import detect_layout, find_scenes
+
+    scenes: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            scenes.append(path)  # reported as a per-scene error later
+            continue
+        try:
+            detect_layout(path)
+            scenes.append(path)
+        except HDRZooError:
+            found = find_scenes(path)
+            scenes.extend(found if found else [path])
+    return scenes
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from hdrzoo import metrics
+    from hdrzoo.hub import load
+    from hdrzoo.io import read_bracket, write_hdr, write_preview
+
+    console = Console(stderr=True)
+    out_dir = Path(args.out)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise HDRZooError(f"cannot create output folder {out_dir}: {err.strerror}") from err
+    model = load(args.model, weights=args.weights, pretrained=args.pretrained, device=args.device)
+    divisor = args.divisor or model.conventions.get("divisor", 65535)
+    scenes = _expand_scenes(args.scenes)
+    names = _scene_names(scenes)
+
+    table = Table(title=f"hdrzoo merge ({args.model})")
+    for column in ("scene", "status", "PSNR-mu", "PSNR-L", "output"):
+        table.add_column(column)
+    failures = 0
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("merging", total=len(scenes))
+        for scene, name in zip(scenes, names):
+            target = out_dir / f"{name}.{args.format}"
+            progress.update(task, description=f"merging {name}")
+            if target.exists() and not args.overwrite:
+                table.add_row(name, "skipped (exists)", "", "", str(target))
+                progress.advance(task)
+                continue
+            try:
+                bracket = read_bracket(scene, divisor=divisor)
+                hdr = model.merge(
+                    bracket,
+                    tile=args.tile,
+                    overlap=args.overlap,
+                    device=args.device,
+                    precision=args.precision,
+                )
+                write_hdr(target, hdr)
+                if args.preview:
+                    write_preview(out_dir / f"{name}.png", hdr)
+                scores = ("", "")
+                if bracket.gt is not None:
+                    scores = (
+                        f"{float(metrics.psnr_mu(hdr, bracket.gt)):.2f}",
+                        f"{float(metrics.psnr_l(hdr, bracket.gt)):.2f}",
+                    )
+                table.add_row(name, "ok", *scores, str(target))
+            except HDRZooError as err:
+                failures += 1
+                table.add_row(name, "[red]failed[/red]", "", "", str(err))
+                print(f"{name}: {err}", file=sys.stderr)
+            progress.advance(task)
+    Console().print(table)
+    if failures:
+        print(
+            f"{failures} of {len(scenes)} scene(s) failed; the others were written.",
+            file=sys.stderr,
+        )
+    return 1 if failures else 0
+
+
+def _scene_names(scenes: list[Path]) -> list[str]:
+    """Output names: the scene folder's name, prefixed by its parent where two scenes share one
+    (Kalantari's nested test sets reuse 001, 002, ... under EXTRA/ and Training/)."""
+    names = [scene.name for scene in scenes]
+    for i, scene in enumerate(scenes):
+        if names.count(scene.name) > 1:
+            names[i] = f"{scene.resolve().parent.name}_{scene.name}"
+    return names
+
+
+# ------------------------------------------------------------------ models -------
+def _cmd_models(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from hdrzoo.hub import list_models
+    from hdrzoo.models.registry import get_entry
+
+    table = Table(title="hdrzoo models")
+    for column in ("name", "params", "paper", "frames", "weights", "licence"):
+        table.add_column(column, overflow="fold")
+    for name in list_models(args.pattern):
+        entry = get_entry(name)
+        module = entry.build()
+        params = sum(p.numel() for p in module.net.parameters())
+        frames = module.frames if module.frames is not None else "any"
+        tags = ", ".join(
+            f"{name}.{t.tag}" + ("" if t.hub_id else " (bring your own file)")
+            for t in entry.weights.values()
+        )
+        licences = "; ".join(sorted({t.licence for t in entry.weights.values() if t.licence}))
+        table.add_row(
+            name, f"{params:,}", entry.paper, str(frames), tags or "none published", licences or "-"
+        )
+    Console(width=160).print(table)
+    return 0
+
+
+# ------------------------------------------------------------------ export -------
+def _cmd_export(args: argparse.Namespace) -> int:
+    from hdrzoo.hub import export
+
+    out = export(args.checkpoint, args.out, tag=args.tag)
+    print(f"wrote {out}/config.json, model.safetensors, README.md")
+    return 0
+
+
+# -------------------------------------------------------------------- demo -------
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from hdrzoo.demo import run_demo
+
+    run_demo(
+        out_dir=args.out,
+        model=args.model,
+        minutes=args.minutes,
+        max_steps=args.steps,
+        seed=args.seed,
+    )
+    return 0
+
+
+# --------------------------------------------------------------- Lightning -------
+def run_lightning_cli(argv: list[str], run: bool = True) -> Any:
+    """``hdrzoo fit|validate|test|predict``: LightningCLI in subclass mode over every model and DataModule."""
+    from lightning.pytorch import LightningDataModule
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.cli import LightningCLI
+
+    import hdrzoo.data.modules  # noqa: F401  (makes the DataModules resolvable by short name)
+    from hdrzoo.hub import _import_models
+    from hdrzoo.models.base import HDRModule
+
+    _import_models()
+
+    class HDRZooCLI(LightningCLI):
+        def add_arguments_to_parser(self, parser) -> None:
+            # `--checkpoint.*` configures the one ModelCheckpoint; `last.ckpt` makes
+            # `--ckpt_path last` resume an interrupted run.
+            parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+            parser.set_defaults(
+                {
+                    "checkpoint.save_last": True,
+                    "trainer.default_root_dir": "runs",
+                    "trainer.logger": [
+                        {
+                            "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                            "init_args": {"save_dir": "runs", "name": "tensorboard"},
+                        },
+                        {
+                            "class_path": "lightning.pytorch.loggers.CSVLogger",
+                            "init_args": {"save_dir": "runs", "name": "csv"},
+                        },
+                    ],
+                    "trainer.callbacks": [
+                        {"class_path": "lightning.pytorch.callbacks.RichProgressBar"},
+                        {"class_path": "lightning.pytorch.callbacks.LearningRateMonitor"},
+                    ],
+                }
+            )
+
+    return HDRZooCLI(
+        HDRModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        auto_configure_optimizers=False,
+        save_config_kwargs={"overwrite": True},
+        args=argv,
+        run=run,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
