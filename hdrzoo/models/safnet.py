@@ -13,21 +13,29 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from hdrzoo.errors import BracketError, InputSizeError, ModelError, WeightsError
-from hdrzoo.models.base import NetOutput, check_frame_count
-from hdrzoo.ops.tonemap import (
-    GAMMA,
-    sort_by_exposure,
-)
+from hdrzoo.losses import CensusLoss, MuLawL1, VGGPerceptual
+from hdrzoo.models.base import HDRModule, NetOutput, check_frame_count
+from hdrzoo.models.registry import WeightTag, register_model
+from hdrzoo.ops.tonemap import GAMMA, mu_law, sort_by_exposure
 from hdrzoo.ops.warp import warp
+from hdrzoo.ops.windows import window_partition, window_reverse
 
-__all__ = ["SAFNet", "convert_official_state_dict", "load_official_weights", "merge_hdr"]
+__all__ = [
+    "SAFNet",
+    "SAFNetModule",
+    "convert_official_state_dict",
+    "load_official_weights",
+    "merge_hdr",
+]
 
 VARIANTS = ("s", "full")
 DIV_FLOW = 20.0
@@ -550,25 +558,49 @@ class SAFNet(nn.Module):
         Returns:
             :class:`NetOutput` as in :meth:`forward`.
         """
+        stage1 = self.forward_merge(img0, img1, img2)
+        aux = {key: stage1[key] for key in ("hdr_m", "flow0", "flow2", "mask0", "mask2")}
+        if not refine:
+            return NetOutput(hdr=stage1["hdr_m"], aux=aux)
+        hdr_r = self.refinenet(
+            *self.refine_inputs(img0, img1, img2, stage1), aligned=stage1["aligned"]
+        )
+        return NetOutput(hdr=hdr_r, aux=aux)
+
+    def forward_merge(
+        self, img0: torch.Tensor, img1: torch.Tensor, img2: torch.Tensor
+    ) -> dict[str, Any]:
+        """Stage 1: flows, masks and the explicit merge H_m (MODELS.md 4.3-4.4).
+
+        Args:
+            img0: short frame ``(B, 6, H, W)``.
+            img1: reference frame ``(B, 6, H, W)``.
+            img2: long frame ``(B, 6, H, W)``.
+
+        Returns:
+            ``{"flow0", "flow2", "mask0", "mask2", "hdr_m", "aligned"}``, ``aligned`` being
+            the short and long 6-channel frames warped to the reference.
+        """
         flow0, flow2, mask0, mask2 = self.forward_flow_mask(img0, img1, img2)
         # The aligned 6-channel frames serve the merge and the SAFNet-S refine net alike.
         aligned = (warp(img0, flow0), warp(img2, flow2))
         hdr_m = merge_hdr(aligned[0], img1, aligned[1], mask0, mask2)
-        aux = {"hdr_m": hdr_m, "flow0": flow0, "flow2": flow2, "mask0": mask0, "mask2": mask2}
-        if not refine:
-            return NetOutput(hdr=hdr_m, aux=aux)
-        hdr_r = self.refinenet(
-            img0,
-            img1,
-            img2,
-            flow0,
-            flow2,
-            mask0,
-            mask2,
-            hdr_m,
-            aligned=aligned,
-        )
-        return NetOutput(hdr=hdr_r, aux=aux)
+        return {
+            "flow0": flow0,
+            "flow2": flow2,
+            "mask0": mask0,
+            "mask2": mask2,
+            "hdr_m": hdr_m,
+            "aligned": aligned,
+        }
+
+    @staticmethod
+    def refine_inputs(
+        img0: torch.Tensor, img1: torch.Tensor, img2: torch.Tensor, stage1: dict[str, Any]
+    ) -> list[torch.Tensor]:
+        """The refine net's positional inputs ``img0, img1, img2, flow0, flow2, mask0, mask2, hdr_m``."""
+        keys = ("flow0", "flow2", "mask0", "mask2", "hdr_m")
+        return [img0, img1, img2, *(stage1[k] for k in keys)]
 
     def forward(
         self,
@@ -678,3 +710,213 @@ def load_official_weights(net: SAFNet, path: str | os.PathLike) -> SAFNet:
     state = convert_official_state_dict(_load_pickle_safely(path), source=os.fspath(path))
     _load_strict(net, state, os.fspath(path))
     return net
+
+
+# ----------------------------------------------------------------- LightningModule -----
+PAPER = (
+    "Kong et al., SAFNet: Selective Alignment Fusion Network for Efficient HDR Imaging, "
+    "ECCV 2024 (official code: github.com/ltkong218/SAFNet)"
+)
+ACADEMIC_ONLY = "academic research only, no commercial use (upstream SAFNet README)"
+
+SAFNET_S_KALANTARI17 = WeightTag(
+    tag="kalantari17",
+    hub_id=None,
+    licence=ACADEMIC_ONLY,
+    source=(
+        "checkpoints/SAFNet_S_siggraph17.pth of github.com/ltkong218/SAFNet at commit 553e72a "
+        "(sha256 9d4e18199fb7dd990ec9ca94e706b823c2eb0c451e514fc403103e86d69bd5fe); load it with "
+        "hdrzoo.load('safnet_s', weights='SAFNet_S_siggraph17.pth')"
+    ),
+    trained_on="Kalantari 17 (SIGGRAPH 2017) training set, 74 scenes",
+    conventions={
+        "gamma": 2.2,
+        "divisor": 65536,
+        "channel_order": "RGB",
+        "frames": 3,
+        "ref_index": "middle exposure",
+        "size_multiple": 1,
+    },
+    metrics={
+        "kalantari17": {
+            "psnr_mu": 44.12,
+            "psnr_l": 42.50,
+            "ssim_mu": 0.9928,
+            "ssim_l": 0.9907,
+            "hdr_vdp2": 66.75,
+        }
+    },
+    notes=(
+        "Metrics as reported by the SAFNet paper (Kalantari 17 test set), not re-measured by "
+        "hdrzoo. Outputs reproduce the official code within 1e-4 on two reference scenes "
+        "(tests/models/test_safnet.py). Not mirrored on the Hugging Face Hub."
+    ),
+)
+
+
+@register_model(
+    "safnet",
+    paper=PAPER,
+    description="SAFNet (1.12 M params): selective alignment fusion, full refine net",
+    variant="full",
+)
+@register_model(
+    "safnet_s",
+    paper=PAPER,
+    description="SAFNet-S (0.57 M params): selective alignment fusion, light refine net",
+    weights=[SAFNET_S_KALANTARI17],
+    variant="s",
+)
+class SAFNetModule(HDRModule):
+    """SAFNet / SAFNet-S with the paper's training loss and window-partition cropping.
+
+    Loss (MODELS.md 4.7): ``L = L_r + merge_weight * L_m`` with
+    ``L_r = |T(H_r) - T(gt)|_1 + perceptual_weight * VGG(T(H_r), T(gt))`` on the refine
+    windows and ``L_m = |T(H_m) - T(gt)|_1 + census_weight * census(T(H_m), T(gt))`` on the
+    whole crop, ``T`` the mu-law tone map.
+
+    Window-partition cropping: stage 1 (flows, masks, H_m) runs on the whole training crop
+    (512 in the paper); the refine net then runs on its ``window_size`` windows (128), its
+    warps seeing only their window. Validation, test and inference run on whole images.
+
+    Args:
+        variant: ``"s"`` (SAFNet-S) or ``"full"`` (SAFNet).
+        flow_scale: resolution of the flow / mask stage (official 0.5).
+        window_size: refine-net window in training (crops must be multiples of it); ``None``
+            refines whole crops.
+        merge_weight: weight of ``L_m`` (paper 0.1).
+        perceptual_weight: weight of the VGG term in ``L_r`` (paper 0.01). ``0`` skips it and
+            never downloads VGG19 (offline training).
+        census_weight: weight of the census term in ``L_m`` (1).
+        init_weights: an official SAFNet(-S) ``.pth`` (or a ``.safetensors`` network state
+            dict) loaded once when a Trainer first sets the module up (fit, validate, test,
+            predict): fine-tune from it, or evaluate it. A checkpoint Lightning restores
+            (resume, ``--ckpt_path``) overrides it.
+        optimizer: ``params -> Optimizer`` (CLI ``--optimizer``); default AdamW(2e-4, wd 1e-4).
+        lr_scheduler: ``optimizer -> LRScheduler`` (CLI ``--lr_scheduler``).
+    """
+
+    conventions = {"divisor": 65536}
+
+    def __init__(
+        self,
+        variant: str = "s",
+        flow_scale: float = 0.5,
+        window_size: int | None = 128,
+        merge_weight: float = 0.1,
+        perceptual_weight: float = 0.01,
+        census_weight: float = 1.0,
+        init_weights: str | None = None,
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler)
+        self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
+        for name, value in (
+            ("merge_weight", merge_weight),
+            ("perceptual_weight", perceptual_weight),
+            ("census_weight", census_weight),
+        ):
+            if not value >= 0:
+                raise ModelError(f"SAFNetModule: {name} must be >= 0, got {value}")
+        if window_size is not None and window_size < 1:
+            raise ModelError(f"SAFNetModule: window_size must be >= 1 or None, got {window_size}")
+        self.net = SAFNet(variant=variant, flow_scale=flow_scale)
+        self.window_size = window_size
+        self.merge_weight = float(merge_weight)
+        self.perceptual_weight = float(perceptual_weight)
+        self.census_weight = float(census_weight)
+        self.init_weights = init_weights
+        self._init_weights_loaded = False
+        # Weights loaded into the network by any other route (hdrzoo.load, a checkpoint
+        # restore) take precedence over init_weights.
+        self.net.register_load_state_dict_post_hook(self._mark_weights_loaded)
+        self.mulaw_l1 = MuLawL1()
+        self.census = CensusLoss(7)
+        self.perceptual = VGGPerceptual() if perceptual_weight > 0 else None
+
+    # ----------------------------------------------------------------- weights -----
+    def convert_foreign_weights(self, raw: Any, path: Path) -> dict[str, torch.Tensor]:
+        """Official checkpoint contents -> ``self.net`` state dict (used by ``hdrzoo.load``)."""
+        return convert_official_state_dict(raw, source=str(path))
+
+    def load_init_weights(self) -> None:
+        """Load ``init_weights`` into the network (strict; called by :meth:`setup`)."""
+        if self.init_weights is None:
+            return
+        path = Path(self.init_weights).expanduser()
+        if path.suffix.lower() == ".safetensors":
+            from safetensors.torch import load_file
+
+            if not path.is_file():
+                raise WeightsError(f"SAFNetModule: init_weights {path} does not exist")
+            try:
+                state = load_file(str(path), device="cpu")
+            except Exception as err:  # safetensors raises several types for broken files
+                raise WeightsError(f"{path} is not a readable safetensors file ({err})") from err
+            _load_strict(self.net, state, str(path))
+        else:
+            load_official_weights(self.net, path)
+
+    def _mark_weights_loaded(self, module: nn.Module, incompatible_keys: Any) -> None:
+        self._init_weights_loaded = True
+
+    def setup(self, stage: str) -> None:
+        # Lightning calls setup before it restores a checkpoint (resume, --ckpt_path), so a
+        # checkpoint always wins; and only once, so `fit` then `test` tests the trained net.
+        if not self._init_weights_loaded:
+            self.load_init_weights()
+            self._init_weights_loaded = True
+
+    # ---------------------------------------------------------------- training -----
+    def training_forward(self, batch: dict[str, Any]) -> NetOutput:
+        """Stage 1 on the whole crops, the refine net on ``window_size`` windows (WPC)."""
+        net = self.net
+        img0, img1, img2 = net.encode_inputs(batch["ldr"], batch["exposures"], batch["ref"])
+        stage1 = net.forward_merge(img0, img1, img2)
+        aux = {key: stage1[key] for key in ("hdr_m", "flow0", "flow2", "mask0", "mask2")}
+        inputs = net.refine_inputs(img0, img1, img2, stage1)
+        size = self.window_size
+        if size is None:
+            return NetOutput(hdr=net.refinenet(*inputs, aligned=stage1["aligned"]), aux=aux)
+        height, width = img1.shape[-2:]
+        if height % size or width % size:
+            raise InputSizeError(
+                f"SAFNetModule: training crops of {height}x{width} are not multiples of "
+                f"window_size={size}; set the data module's crop_size to a multiple of {size} "
+                "(the paper: 512 crops, 128 windows) or window_size to null"
+            )
+        # Every refine input is cut alike, so the warps inside see only their window.
+        windows = net.refinenet(*(window_partition(t, size) for t in inputs))
+        aux["hdr_r_windows"] = windows
+        return NetOutput(hdr=window_reverse(windows, size, height, width), aux=aux)
+
+    def compute_loss(
+        self, out: NetOutput, batch: dict[str, Any]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        gt = batch["gt"]
+        if "hdr_r_windows" in out.aux:
+            refined, target = out.aux["hdr_r_windows"], window_partition(gt, self.window_size)
+        else:
+            refined, target = out.hdr, gt
+        terms: dict[str, torch.Tensor] = {}
+        terms["mulaw_r"] = self.mulaw_l1(refined, target)
+        loss_r = terms["mulaw_r"]
+        if self.perceptual is not None:
+            terms["vgg_r"] = self.perceptual(_tonemap(refined), _tonemap(target))
+            loss_r = loss_r + self.perceptual_weight * terms["vgg_r"]
+        hdr_m = out.aux["hdr_m"]
+        terms["mulaw_m"] = self.mulaw_l1(hdr_m, gt)
+        terms["census_m"] = self.census(_tonemap(hdr_m), _tonemap(gt))
+        loss_m = terms["mulaw_m"] + self.census_weight * terms["census_m"]
+        terms["l_r"], terms["l_m"] = loss_r, loss_m
+        with torch.no_grad():
+            for key in ("flow0", "flow2"):
+                terms[f"{key}_magnitude"] = out.aux[key].norm(dim=1).mean()
+            for key in ("mask0", "mask2"):
+                terms[f"{key}_mean"] = out.aux[key].mean()
+        return loss_r + self.merge_weight * loss_m, terms
+
+
+def _tonemap(x: torch.Tensor) -> torch.Tensor:
+    return mu_law(x.clamp(min=0.0))

@@ -4,6 +4,7 @@ with the official outputs stored in ``../shared/reference/safnet_s`` and ``.../s
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import subprocess
@@ -155,8 +156,9 @@ def test_merge_with_masks_zero_returns_the_reference_linear_frame():
     torch.testing.assert_close(got, imgs[1][:, :3], rtol=2e-9, atol=0)
 
 
-@pytest.mark.parametrize("variant", ["s", "full"])
-@pytest.mark.parametrize("size", [(37, 53), (16, 16), (1, 5)])
+@pytest.mark.parametrize(
+    "variant,size", [("s", (37, 53)), ("s", (16, 16)), ("s", (1, 5)), ("full", (37, 53))]
+)
 def test_any_input_size_runs_and_keeps_the_shape(variant, size):
     net = SAFNet(variant).eval()
     ldr = torch.rand(2, 3, 3, *size)
@@ -303,18 +305,20 @@ def test_official_inputs_are_rebuilt_bit_exactly(safnet_s_fixture):
         return
     # numpy's AVX-512 float32 power differs by 1 ulp in some codes; rebuild the inputs in a
     # process with those kernels disabled, where numpy must reproduce the official table.
+    # The child runs this file's numpy-only helpers (not the module: no torch import).
+    helpers = "\n\n".join(
+        inspect.getsource(f) for f in (official_input_arrays, input_hashes, lin_pow_table)
+    )
     code = (
-        "import importlib.util, json, sys, hashlib\n"
-        "spec = importlib.util.spec_from_file_location('t', sys.argv[1])\n"
-        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
-        "from pathlib import Path\n"
-        "root = Path(sys.argv[2])\n"
-        "print(json.dumps({'table': hashlib.sha256(m.lin_pow_table().tobytes()).hexdigest(),"
-        " 'hashes': {s: m.input_hashes(root / 'scenes' / s) for s in m.SCENES}}))\n"
+        "import hashlib, json, sys\nfrom pathlib import Path\nimport numpy as np, tifffile\n"
+        f"{helpers}\n"
+        "root = Path(sys.argv[1])\n"
+        "print(json.dumps({'table': hashlib.sha256(lin_pow_table().tobytes()).hexdigest(),"
+        f" 'hashes': {{s: input_hashes(root / 'scenes' / s) for s in {SCENES!r}}}}}))\n"
     )
     env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": NUMPY_AVX2_FEATURES_OFF}
     run = subprocess.run(
-        [sys.executable, "-c", code, __file__, str(safnet_s_fixture)],
+        [sys.executable, "-c", code, str(safnet_s_fixture)],
         capture_output=True,
         text=True,
         env=env,
@@ -384,3 +388,235 @@ def test_full_safnet_random_weights_match_official_outputs(shared, safnet_s_fixt
     with torch.no_grad():
         out = net.forward_images(*inputs)
     assert_outputs_close(out, dict(np.load(folder / "courtyard.npz")), "full SAFNet courtyard")
+
+
+# ---------------------------------------------------------- LightningModule -----------
+def static_batch(batch: int = 2, size: int = 64, seed: int = 0) -> dict:
+    """Brackets of a static scene with known linear ground truth (t = 1, 4, 16)."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(batch, 3, size // 8, size // 8, generator=g)
+    radiance = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear") * 0.3
+    t = torch.tensor([1.0, 4.0, 16.0])
+    ldr = (radiance[:, None] * t[None, :, None, None, None]).clamp(0, 1) ** (1 / 2.2)
+    return {
+        "ldr": ldr,
+        "exposures": t.expand(batch, 3).clone(),
+        "ref": torch.ones(batch, dtype=torch.long),
+        "gt": radiance,
+    }
+
+
+def test_registry_entries_weight_tags_and_licence():
+    import hdrzoo
+    from hdrzoo.hub import model_name_of
+    from hdrzoo.models.registry import get_entry
+
+    assert {"safnet", "safnet_s"} <= set(hdrzoo.list_models())
+    small, full = get_entry("safnet_s"), get_entry("safnet")
+    assert small.kwargs == {"variant": "s"} and full.kwargs == {"variant": "full"}
+    assert list(small.weights) == ["kalantari17"] and full.weights == {}
+    tag = small.default_tag
+    assert "academic research only" in tag.licence and "no commercial use" in tag.licence
+    assert tag.conventions["divisor"] == 65536
+    assert model_name_of(hdrzoo.load("safnet_s")) == "safnet_s"
+    assert model_name_of(hdrzoo.load("safnet")) == "safnet"
+    with pytest.raises(WeightsError, match="not on the Hugging Face Hub.*SAFNet_S_siggraph17"):
+        hdrzoo.load("safnet_s.kalantari17")
+
+
+def test_load_official_pth_and_merge_a_scene_from_disk_matches_official(safnet_s_fixture):
+    import hdrzoo
+
+    model = hdrzoo.load("safnet_s", weights=str(safnet_s_fixture / "SAFNet_S_siggraph17.pth"))
+    assert model.conventions["divisor"] == 65536
+    bracket = hdrzoo.read_bracket(safnet_s_fixture / "scenes" / "forest", divisor=65536)
+    hdr = model.merge(bracket)
+    expected = np.load(safnet_s_fixture / "expected" / "forest.npz")["hdr_r"]
+    assert float(np.abs(hdr.numpy() - expected).max()) <= TOLERANCE["hdr_r"]
+
+
+def test_window_partition_cropping_refines_each_window_on_its_own():
+    from hdrzoo.models.safnet import SAFNetModule
+
+    module = SAFNetModule(window_size=32, perceptual_weight=0.0)
+    batch = static_batch(batch=1, size=64)
+    out = module.training_forward(batch)
+    net = module.net
+    imgs = net.encode_inputs(batch["ldr"], batch["exposures"], batch["ref"])
+    stage1 = net.forward_merge(*imgs)
+    inputs = net.refine_inputs(*imgs, stage1)
+    for i in range(2):
+        for j in range(2):
+            rows, cols = slice(32 * i, 32 * i + 32), slice(32 * j, 32 * j + 32)
+            window = net.refinenet(*(t[:, :, rows, cols] for t in inputs))
+            torch.testing.assert_close(out.hdr[:, :, rows, cols], window, rtol=0, atol=1e-6)
+            torch.testing.assert_close(
+                out.aux["hdr_r_windows"][2 * i + j], window[0], rtol=0, atol=1e-6
+            )
+    # window_size=None refines whole crops: the same as the inference forward.
+    whole = SAFNetModule(window_size=None, perceptual_weight=0.0)
+    whole.net.load_state_dict(net.state_dict())
+    full_out = whole.training_forward(batch)
+    torch.testing.assert_close(
+        full_out.hdr, net(batch["ldr"], batch["exposures"], batch["ref"]).hdr
+    )
+    torch.testing.assert_close(full_out.aux["hdr_m"], out.aux["hdr_m"], rtol=0, atol=0)
+
+
+def test_training_loss_is_the_paper_combination_of_its_terms():
+    from hdrzoo.losses import VGGPerceptual
+    from hdrzoo.models.safnet import SAFNetModule
+    from hdrzoo.ops.windows import window_partition
+
+    torch.manual_seed(0)
+    module = SAFNetModule(window_size=32)
+    module.perceptual = VGGPerceptual(pretrained=False)  # no download in tests
+    batch = static_batch(batch=1, size=64)
+    out = module.training_forward(batch)
+    loss, terms = module.compute_loss(out, batch)
+    loss, terms = loss.detach(), {k: v.detach() for k, v in terms.items()}
+
+    def t(x):
+        x = np.maximum(x.detach().double().numpy(), 0)
+        return np.log1p(5000 * x) / np.log1p(5000)
+
+    gt = batch["gt"]
+    assert float(terms["mulaw_r"]) == pytest.approx(np.mean(np.abs(t(out.hdr) - t(gt))), abs=1e-6)
+    assert float(terms["mulaw_m"]) == pytest.approx(
+        np.mean(np.abs(t(out.aux["hdr_m"]) - t(gt))), abs=1e-6
+    )
+    tm = lambda x: torch.from_numpy(t(x)).float()  # noqa: E731
+    with torch.no_grad():
+        vgg = module.perceptual(window_partition(tm(out.hdr), 32), window_partition(tm(gt), 32))
+        census = module.census(tm(out.aux["hdr_m"]), tm(gt))
+    assert float(terms["vgg_r"]) == pytest.approx(float(vgg), rel=1e-4)
+    assert float(terms["census_m"]) == pytest.approx(float(census), rel=1e-4)
+    expected = (
+        terms["mulaw_r"] + 0.01 * terms["vgg_r"] + 0.1 * (terms["mulaw_m"] + terms["census_m"])
+    )
+    assert float(loss) == pytest.approx(float(expected), rel=1e-6)
+    assert float(terms["vgg_r"]) > 0 and float(terms["census_m"]) > 0
+
+
+def test_fit_steps_on_a_tiny_batch_reduce_the_loss():
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from hdrzoo.models.safnet import SAFNetModule
+
+    torch.manual_seed(0)
+    module = SAFNetModule(
+        window_size=32,
+        perceptual_weight=0.0,
+        optimizer=lambda params: torch.optim.Adam(params, lr=1e-3),
+    )
+    batch = static_batch(batch=2, size=64, seed=1)
+    samples = [{k: v[i] for k, v in batch.items()} for i in range(2)]
+    with torch.no_grad():
+        before, _ = module.compute_loss(module.training_forward(batch), batch)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=10,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, DataLoader(samples, batch_size=2))
+    with torch.no_grad():
+        after, _ = module.compute_loss(module.training_forward(batch), batch)
+    assert float(after) < 0.8 * float(before)
+
+
+def test_init_weights_load_once_when_a_trainer_sets_up(safnet_s_fixture, tmp_path):
+    from safetensors.torch import save_file
+
+    import hdrzoo
+    from hdrzoo.models.safnet import SAFNetModule
+
+    path = safnet_s_fixture / "SAFNet_S_siggraph17.pth"
+    official = torch.load(path, map_location="cpu", weights_only=True)
+    module = SAFNetModule(init_weights=str(path), perceptual_weight=0.0)
+    assert not torch.equal(
+        module.net.state_dict()["decoder.conv1.0.weight"], official["decoder.conv1.0.weight"]
+    )
+    module.setup("fit")
+    for name, value in module.net.state_dict().items():
+        assert torch.equal(value, official[name])
+    # Only once: a later stage (fit then test) must not reset the trained weights.
+    with torch.no_grad():
+        module.net.decoder.conv1[0].weight.add_(1.0)
+    module.setup("test")
+    assert not torch.equal(module.net.decoder.conv1[0].weight, official["decoder.conv1.0.weight"])
+
+    wrong = SAFNetModule(variant="full", init_weights=str(path), perceptual_weight=0.0)
+    with pytest.raises(WeightsError, match="SAFNet_S_siggraph17.pth"):
+        wrong.setup("fit")
+
+    exported = tmp_path / "net.safetensors"
+    save_file(module.net.state_dict(), str(exported))
+    again = SAFNetModule(init_weights=str(exported), perceptual_weight=0.0)
+    again.setup("validate")
+    assert torch.equal(again.net.decoder.conv1[0].weight, module.net.decoder.conv1[0].weight)
+
+    # Weights loaded by another route (hdrzoo.load, checkpoint restore) win over init_weights.
+    reloaded = hdrzoo.load("safnet_s", weights=str(exported), init_weights=str(path))
+    reloaded.setup("test")
+    assert torch.equal(reloaded.net.decoder.conv1[0].weight, module.net.decoder.conv1[0].weight)
+
+
+def test_module_rejects_bad_crops_and_arguments():
+    from hdrzoo.models.safnet import SAFNetModule
+
+    with pytest.raises(InputSizeError, match="multiples of window_size=32"):
+        SAFNetModule(window_size=32, perceptual_weight=0.0).training_forward(
+            static_batch(batch=1, size=48)
+        )
+    with pytest.raises(ModelError, match="merge_weight"):
+        SAFNetModule(merge_weight=-1.0)
+    with pytest.raises(ModelError, match="window_size"):
+        SAFNetModule(window_size=0)
+
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = sorted(
+    str(p.relative_to(REPO))
+    for pattern in ("configs/safnet/*.yaml", "configs/safnet_s/*.yaml")
+    for p in REPO.glob(pattern)
+)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_configs_resolve_to_the_module_and_variant(config, capsys):
+    from hdrzoo.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(REPO / config), "--print_config"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "hdrzoo.models.safnet.SAFNetModule" in out
+    variant = "s" if "safnet_s/" in config else "full"
+    assert f"variant: {variant}" in out and "window_size: 128" in out
+    # The paper's window partition: training crops are multiples of the window.
+    crop = int(out.split("crop_size: ")[1].split()[0])
+    assert crop % 128 == 0
+
+
+@pytest.mark.slow
+def test_cli_fit_from_the_synthetic_config_then_load_the_checkpoint(tmp_path, monkeypatch):
+    import hdrzoo
+    from hdrzoo.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    args = ["fit", "--config", str(REPO / "configs/safnet_s/synthetic.yaml")]
+    args += ["--model.init_args.perceptual_weight", "0", "--model.init_args.window_size", "32"]
+    args += ["--data.init_args.crop_size", "64", "--data.init_args.eval_size", "64"]
+    args += ["--data.init_args.train_size", "2", "--data.init_args.val_size", "1"]
+    args += ["--data.init_args.batch_size", "2", "--data.init_args.eval_batch_size", "1"]
+    args += ["--trainer.max_steps", "2", "--trainer.accelerator", "cpu", "--trainer.devices", "1"]
+    assert main(args) == 0
+    checkpoints = list(tmp_path.rglob("last.ckpt"))
+    assert checkpoints
+    model = hdrzoo.load(str(checkpoints[0]))
+    assert type(model).__name__ == "SAFNetModule" and model.net.variant == "s"
+    assert model.window_size == 32
