@@ -23,7 +23,7 @@ DEMO_SETTINGS: dict[str, dict[str, Any]] = {
     # Small crops and no perceptual term: ImageNet VGG weights may be unreachable, and the
     # demo must finish in minutes on two CPU cores.
     "safnet_s": {
-        "model": {"perceptual_weight": 0.0, "crop_size": 128, "window_size": 64},
+        "model": {"perceptual_weight": 0.0, "window_size": 64},
         "data": {"crop_size": 128, "batch_size": 4},
         "lr": 1e-3,
     },
