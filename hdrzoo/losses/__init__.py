@@ -1,1 +1,7 @@
 """Training losses shared by the models."""
+
+from hdrzoo.losses.census import CensusLoss
+from hdrzoo.losses.mulaw import MuLawL1
+from hdrzoo.losses.perceptual import VGGPerceptual
+
+__all__ = ["CensusLoss", "MuLawL1", "VGGPerceptual"]
