@@ -319,6 +319,13 @@ def run_lightning_cli(argv: list[str], run: bool = True) -> Any:
             if config.get("checkpoint") is not None and config.checkpoint.dirpath is None:
                 root = config.trainer.default_root_dir or "runs"
                 config.checkpoint.dirpath = str(Path(root) / "checkpoints")
+            if config.trainer.enable_progress_bar is False and config.trainer.callbacks:
+                # The rich bar is only a default; turning bars off must not be an error.
+                config.trainer.callbacks = [
+                    c
+                    for c in config.trainer.callbacks
+                    if not str(c.class_path).endswith("ProgressBar")
+                ]
 
         def add_arguments_to_parser(self, parser) -> None:
             # `--checkpoint.*` configures the one ModelCheckpoint; `last.ckpt` makes
