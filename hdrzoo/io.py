@@ -782,13 +782,23 @@ def _read_tiff(path: Path) -> np.ndarray:
     try:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages.first
+            _check_tiff_size(path, page, path.stat().st_size)
             array = page.asarray()
             axes = page.axes
+            declared = tuple(page.shape)
+    except HDRZooError:
+        raise
     except Exception as err:  # tifffile, zlib and numpy raise many types on bad data
         raise ReadError(
             f"{path} is not a readable TIFF ({type(err).__name__}: {err}); "
             "the file is truncated or corrupt, re-export or re-download it"
         ) from err
+    if array.shape != declared:
+        # tifffile returns e.g. an empty array for a bogus BitsPerSample instead of raising.
+        raise ReadError(
+            f"{path}: the TIFF header declares shape {declared} (axes {axes}) but its data "
+            f"decodes to {array.shape}; the file is corrupt, re-export or re-download it"
+        )
     if axes == "SYX":  # planar configuration: one plane per channel
         array = array.transpose(1, 2, 0)
     elif axes not in ("YX", "YXS"):
@@ -796,6 +806,60 @@ def _read_tiff(path: Path) -> np.ndarray:
             f"{path}: unsupported TIFF axes {axes!r}; save the frame as a plain RGB TIFF"
         )
     return np.ascontiguousarray(array)
+
+
+# Most bytes one stored byte can decode to, per TIFF compression code: a header may declare
+# any size, but the data present bounds what can honestly come out of it.
+_TIFF_EXPANSION = {
+    1: 1,  # none: the strips hold the pixels themselves
+    32773: 64,  # PackBits: 2 bytes (count, value) repeat one byte at most 128 times
+    # LZW (TIFF clears its table at 4094 codes): a run grows the emitted string by one byte
+    # per 9-12 bit code, ~7.4 MB out of ~5.4 kB between clears, i.e. ~1360x; round up.
+    5: 1400,
+    8: 1032,  # Adobe DEFLATE: zlib's documented maximum ratio is 1032:1
+    32946: 1032,  # old-style DEFLATE code, same codec
+}
+# Other codecs (JPEG, zstd, LZMA, ...) reach far higher ratios; for them, and for all, the
+# decoded page may not exceed this many bytes (2 GiB: 16-bit RGB of ~357 Mpx, far above any
+# HDR dataset's frames) so a forged header cannot make the reader allocate without bound.
+_TIFF_MAX_DECODED_BYTES = 2**31
+
+
+def _check_tiff_size(path: Path, page: Any, file_size: int) -> None:
+    """Refuse, before decoding, a TIFF page whose declared size its data cannot hold.
+
+    Args:
+        path: the file, for messages.
+        page: its first ``tifffile.TiffPage``.
+        file_size: size of the file in bytes; strip/tile byte counts are clipped to it.
+
+    Raises:
+        ReadError: the declared image needs more bytes than the strips/tiles present can
+            decode to, or more than ``_TIFF_MAX_DECODED_BYTES``.
+    """
+    shape = tuple(int(n) for n in page.shape)
+    # Python ints: a forged header can declare more pixels than int64 holds.
+    pixels = math.prod(shape)
+    raw = -(-pixels * int(page.bitspersample) // 8)  # packed bytes of the decoded pixels
+    if max(raw, pixels * page.dtype.itemsize) > _TIFF_MAX_DECODED_BYTES:
+        raise ReadError(
+            f"{path}: the TIFF header declares a {' x '.join(map(str, shape))} image, over the "
+            f"{_TIFF_MAX_DECODED_BYTES >> 30} GiB hdrzoo decodes; the file is corrupt, or "
+            "split the frame into smaller images"
+        )
+    offsets = np.asarray(page.dataoffsets, dtype=np.float64)
+    counts = np.asarray(page.databytecounts, dtype=np.float64)
+    n = min(offsets.size, counts.size)
+    # A byte count larger than the rest of the file is a lie too: count only what exists.
+    present = float(np.minimum(counts[:n], np.maximum(file_size - offsets[:n], 0.0)).sum())
+    factor = _TIFF_EXPANSION.get(int(page.compression))
+    if factor is not None and raw > present * factor:
+        raise ReadError(
+            f"{path}: the TIFF header declares a {' x '.join(map(str, shape))} image "
+            f"({raw} bytes) but the file holds {present:.0f} bytes of image data, which cannot "
+            "decode to that much; the file is truncated or its header corrupt, re-export or "
+            "re-download it"
+        )
 
 
 def _jpeg_is_complete(data: bytes) -> bool:
@@ -834,7 +898,8 @@ def _to_unit(array: np.ndarray, divisor: float) -> np.ndarray:
 
 def _parse_ev_text(path: Path) -> list[float]:
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: Windows Notepad starts the file with a byte-order mark.
+        text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
         raise ReadError(
             f"{path} is not a text file; write one EV per line (e.g. -2, 0, 2)"
@@ -859,7 +924,12 @@ def _parse_ev_text(path: Path) -> list[float]:
 
 def _load_npy(path: Path, what: str) -> np.ndarray:
     try:
-        array = np.load(path, allow_pickle=False)
+        with warnings.catch_warnings():
+            # np.load parses the header with ast.literal_eval: a corrupt header such as
+            # "'descr\\: ..." makes Python's compiler warn before the parse fails.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", SyntaxWarning)
+            array = np.load(path, allow_pickle=False)
     except Exception as err:
         raise ReadError(f"{path} is not a readable .npy array of {what} ({err})") from err
     if not isinstance(array, np.ndarray) or not (
@@ -890,7 +960,16 @@ def _exposures_from_evs(evs: list[float], source: Path, n: int) -> np.ndarray:
 def _checked_times(times: np.ndarray, source: Path, shown: Any) -> np.ndarray:
     if not np.isfinite(times).all() or (times <= 0).any():
         raise ReadError(f"{source}: exposure times must be finite and positive, got {shown}")
-    relative = (times / times.min()).astype(np.float32)
+    relative64 = times / times.min()
+    # The float64 ratio can be finite yet beyond float32 (EVs 0 and 200): cast quietly and
+    # name the exposure file here rather than let Bracket refuse an inf without it.
+    with np.errstate(over="ignore"):
+        relative = relative64.astype(np.float32)
+    if not np.isfinite(relative).all():
+        raise ReadError(
+            f"{source}: exposures {shown} span too many stops: the longest / shortest ratio "
+            f"{relative64.max():.3g} does not fit in float32; are they EVs (not seconds)?"
+        )
     if np.unique(relative).size != relative.size:
         raise ReadError(
             f"{source}: duplicate exposures {shown}; each frame of a bracket needs its own exposure"
@@ -994,8 +1073,17 @@ def _read_ntire_gt(plan: _Plan, ref_time: float) -> torch.Tensor:
         )
     # NTIRE's ground truth is aligned to the medium frame; hdrzoo's units have t = 1 at the
     # shortest exposure, so divide by the reference's relative exposure time as well.
-    hdr = png.astype(np.float64) / ratio[0] / ref_time
-    return torch.from_numpy(np.ascontiguousarray(hdr.transpose(2, 0, 1), dtype=np.float32))
+    hdr64 = png.astype(np.float64) / ratio[0] / ref_time
+    # A tiny ratio (1e-40) is positive and finite but overflows float32 in the cast.
+    with np.errstate(over="ignore"):
+        hdr = hdr64.astype(np.float32)
+    if not np.isfinite(hdr).all():
+        raise ReadError(
+            f"{plan.alignratio}: the align ratio {ratio[0]!r} makes the ground truth "
+            f"{plan.gt.name} overflow float32 (peak {hdr64.max():.3g}); NTIRE ratios are about "
+            "65535 / peak radiance: re-download or recompute the alignratio file"
+        )
+    return torch.from_numpy(np.ascontiguousarray(hdr.transpose(2, 0, 1)))
 
 
 # --------------------------------------------------------------------------------------------

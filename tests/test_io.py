@@ -797,3 +797,122 @@ def test_divisor_round_trip_is_exact_for_every_16_bit_code(tmp_path):
             np.testing.assert_array_equal(tifffile.imread(folder / f"ldr_{i}.tif"), frames[i])
         assert torch.equal(read_bracket(folder).ldr, bracket.ldr)
     assert math.isclose(float(read_bracket(tmp_path / "65536").ldr.max()), 65535 / 65536)
+
+
+# --------------------------------------------------------------------------------------------
+# float32 limits and forged TIFF headers
+# --------------------------------------------------------------------------------------------
+
+
+def patch_tag(path: Path, code: int, value: int) -> None:
+    """Overwrite the first item of a SHORT/LONG TIFF tag in place (a forged header)."""
+    with tifffile.TiffFile(path) as tif:
+        tag = tif.pages.first.tags[code]
+        fmt = "<I" if int(tag.dtype) == 4 else "<H"
+        offset = tag.valueoffset
+    data = bytearray(path.read_bytes())
+    data[offset : offset + (4 if fmt == "<I" else 2)] = np.array(value, fmt[1:]).tobytes()
+    path.write_bytes(bytes(data))
+
+
+def test_ev_span_at_the_float32_limit(scene16):
+    # 2 ** 127 is a float32; 2 ** 128 is not (float32 max = (2 - 2 ** -23) * 2 ** 127).
+    exposure = scene16 / "exposure.txt"
+    exposure.write_text("0\n1\n127\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_bracket(scene16).exposures.tolist() == [1.0, 2.0, 2.0**127]
+        exposure.write_text("0\n1\n128\n")
+        with pytest.raises(ReadError, match=re.escape(str(exposure)) + ".*span too many stops"):
+            read_bracket(scene16)
+
+
+def test_exif_times_beyond_float32_name_the_folder(tmp_path):
+    # DOUBLE ExposureTime values: 1e10 / 1e-30 is finite in float64, inf in float32.
+    for i, seconds in enumerate([1e-30, 1e10]):
+        tifffile.imwrite(
+            tmp_path / f"f{i}.tif",
+            two_tone_codes(1, 4, 4, seed=i)[0],
+            photometric="rgb",
+            extratags=[(33434, 12, 1, seconds, True)],
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ReadError, match=re.escape(str(tmp_path)) + ".*span too many stops"):
+            read_bracket(tmp_path, layout="generic")
+
+
+def test_flat_deflate_frames_near_zlibs_best_ratio_still_read(tmp_path):
+    # The most compressible frames there are (constant, one strip, level 9, predictor): the
+    # expansion bound for DEFLATE must not refuse them.
+    h, w = 256, 256
+    codes = np.stack([np.full((h, w, 3), c, np.uint16) for c in (1000, 9000, 40000)])
+    for i, frame in enumerate(codes):
+        tifffile.imwrite(
+            tmp_path / f"ldr_{i}.tif",
+            frame,
+            photometric="rgb",
+            compression="zlib",
+            compressionargs={"level": 9},
+            predictor=True,
+            rowsperstrip=h,
+        )
+    (tmp_path / "exposure.txt").write_text("-2\n0\n2\n")
+    with tifffile.TiffFile(tmp_path / "ldr_0.tif") as tif:
+        page = tif.pages.first
+        ratio = page.nbytes / sum(page.databytecounts)
+    assert ratio > 500  # the test really sits near the 1032:1 bound
+    bracket = read_bracket(tmp_path, layout="generic")
+    expected = (codes.astype(np.float64) / 65535).astype(np.float32).transpose(0, 3, 1, 2)
+    np.testing.assert_array_equal(bracket.ldr.numpy(), expected)
+
+
+def test_uncompressed_tiff_declaring_one_row_more_than_stored(scene16):
+    # 6 x 8 x 3 x 16 bit = 288 bytes stored; a 7-row header needs 336.
+    frame = scene16 / "ldr_1.tif"
+    patch_tag(frame, 257, 7)  # ImageLength
+    with pytest.raises(ReadError, match=re.escape(str(frame)) + r".*\(336 bytes\).*holds 288"):
+        read_bracket(scene16)
+
+
+@pytest.mark.parametrize("compression", [1, 8, 50000], ids=["none", "deflate", "zstd"])
+def test_tiff_declaring_more_than_the_decode_cap_is_refused(scene16, compression):
+    # 65535 x 65535 x 3 x 2 bytes = 24 GiB > 2 GiB; zstd has no expansion bound, only the cap.
+    frame = scene16 / "ldr_1.tif"
+    patch_tag(frame, 259, compression)
+    patch_tag(frame, 256, 65535)  # ImageWidth
+    patch_tag(frame, 257, 65535)  # ImageLength
+    with pytest.raises(ReadError, match=re.escape(str(frame)) + ".*over the 2 GiB"):
+        read_bracket(scene16)
+
+
+def test_tiff_decoding_to_another_shape_than_declared_is_refused(scene16, monkeypatch):
+    # tifffile may return an array that is not the declared shape; the reader must say so
+    # instead of passing it on.
+    real = tifffile.TiffPage.asarray
+    monkeypatch.setattr(tifffile.TiffPage, "asarray", lambda self, *a, **k: real(self)[:2])
+    with pytest.raises(ReadError, match=re.escape(str(scene16 / "ldr_0.tif")) + ".*decodes to"):
+        read_bracket(scene16)
+
+
+def test_exposure_file_with_a_byte_order_mark_and_crlf(scene16):
+    (scene16 / "exposure.txt").write_bytes(b"\xef\xbb\xbf0\r\n2\r\n4\r\n")
+    assert read_bracket(scene16).exposures.tolist() == [1.0, 4.0, 16.0]
+
+
+def test_npy_with_a_corrupt_header_escape_is_a_read_error_without_warnings(tmp_path):
+    # Found by tests/reliability/test_fuzz_readers.py: "\\:" in the header dict made
+    # np.load's literal_eval emit a DeprecationWarning before failing.
+    write_bracket(
+        tmp_path / "s", bracket_from_codes(two_tone_codes(3, 4, 4), 65535), layout="ntire"
+    )
+    (npy,) = (tmp_path / "s").glob("*_exposures.npy")
+    data = npy.read_bytes()
+    npy.write_bytes(data.replace(b"'descr'", b"'descr\\:", 1))
+    (medium,) = (tmp_path / "s").glob("*_medium.png")
+    # Recorded, not raised: an error filter would turn the warning into the ReadError itself.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ReadError, match=re.escape(str(npy)) + ".*not a readable .npy"):
+            read_bracket(medium)
+    assert [str(w.message) for w in caught] == []

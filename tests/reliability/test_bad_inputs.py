@@ -620,11 +620,6 @@ def test_bad_cli_arguments_are_errors_not_tracebacks(tmp_path, capsys):
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="io._checked_times casts to float32 after the finiteness check: EVs 0/100/200 give "
-    "t = inf, a RuntimeWarning and a BracketError that does not name exposure.txt",
-)
 def test_evs_overflowing_float32_are_named_in_the_exposure_file(tmp_path):
     scene = write_bracket(tmp_path / "s", make_bracket())
     exposure = scene / "exposure.txt"
