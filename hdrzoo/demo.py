@@ -154,9 +154,16 @@ def run_demo(
         write_preview(out / f"{slug}.png", hdr)
         panels.append((f"{method} {scores[method]['psnr_mu']:.2f} dB", viz.display(hdr)))
     panels.append(("ground truth", viz.display(scene.gt)))
+    # One colour scale for every error map (the classic merge's), so they compare at a glance.
+    vmax = viz.error_map(results["classic"], scene.gt).vmax
     for method, hdr in results.items():
         if method != "reference frame":
-            panels.append((f"|error| {method} (mu-law)", viz.error_map(hdr, scene.gt).image))
+            panels.append(
+                (
+                    f"|error| {method} (mu-law, max {vmax:.2f})",
+                    viz.error_map(hdr, scene.gt, vmax=vmax).image,
+                )
+            )
     write_image(out / "comparison.png", viz.side_by_side(panels, columns=4))
 
     console.print(table)
