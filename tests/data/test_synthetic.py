@@ -489,3 +489,26 @@ def test_dataset_batches_through_a_dataloader():
     assert batch["gt"].shape == (4, 3, 32, 32)
     assert batch["exposures"].shape == (4, 3)
     assert batch["ref"].tolist() == [1, 1, 1, 1]
+
+
+@pytest.mark.parametrize(
+    ("layout", "bit_depth"),
+    [("kalantari17", 16), ("challenge123", 16), ("generic", 16), ("ntire", 8)],
+)
+def test_synthetic_scene_written_in_every_layout_reads_back_identically(
+    tmp_path, layout, bit_depth
+):
+    from hdrzoo.io import read_bracket, write_bracket
+
+    bracket = synthesize(5, size=(48, 64), bit_depth=bit_depth)
+    gt_format = ".exr" if layout != "ntire" else ".hdr"  # NTIRE stores its own 16-bit PNG
+    scene = write_bracket(tmp_path / layout, bracket, layout=layout, gt_format=gt_format)
+    back = read_bracket(scene)
+    assert back.meta["layout"] == layout
+    torch.testing.assert_close(back.ldr, bracket.ldr, rtol=0, atol=0)
+    torch.testing.assert_close(back.exposures, bracket.exposures, rtol=0, atol=0)
+    assert back.ref == bracket.ref
+    if layout == "ntire":  # 16-bit PNG of gt * alignratio: its own quantisation step
+        assert (back.gt - bracket.gt).abs().max() <= 1.0 / 65535 * 2
+    else:
+        torch.testing.assert_close(back.gt, bracket.gt, rtol=0, atol=0)

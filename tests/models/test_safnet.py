@@ -620,3 +620,18 @@ def test_cli_fit_from_the_synthetic_config_then_load_the_checkpoint(tmp_path, mo
     model = hdrzoo.load(str(checkpoints[0]))
     assert type(model).__name__ == "SAFNetModule" and model.net.variant == "s"
     assert model.window_size == 32
+
+
+@pytest.mark.parametrize(("scene", "psnr_mu"), [("courtyard", 33.21), ("forest", 37.38)])
+def test_hdrzoo_merge_cli_prints_the_official_psnr_on_the_fixture_scenes(
+    safnet_s_fixture, tmp_path, capsys, scene, psnr_mu
+):
+    from hdrzoo.cli import main
+
+    weights = safnet_s_fixture / "SAFNet_S_siggraph17.pth"
+    args = ["merge", str(safnet_s_fixture / "scenes" / scene), "--model", "safnet_s"]
+    # No --divisor: SAFNet's conventions default it to the official 65536.
+    assert main([*args, "--weights", str(weights), "-o", str(tmp_path)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if scene in line)
+    printed = float(row.split("│")[3])  # columns: scene, status, PSNR-mu, PSNR-L, output
+    assert printed == pytest.approx(psnr_mu, abs=0.01)

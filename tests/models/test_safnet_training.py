@@ -113,6 +113,13 @@ def test_fine_tuning_official_weights_through_the_cli_keeps_fixture_quality(
         for a, b in zip(tuned.net.state_dict().values(), official.net.state_dict().values())
     )
     assert changed, "fine-tuning did not update the weights"
+    # Lightning's own loader rebuilds the same module from the saved hyper-parameters.
+    from hdrzoo.models.safnet import SAFNetModule
+
+    rebuilt = SAFNetModule.load_from_checkpoint(last, map_location="cpu", weights_only=True)
+    assert rebuilt.hparams.variant == "s" and rebuilt.hparams.window_size == 64
+    for name, value in tuned.net.state_dict().items():
+        assert torch.equal(rebuilt.net.state_dict()[name], value)
     for scene, start in FIXTURE_PSNR_MU.items():
         bracket = hdrzoo.read_bracket(safnet_s_fixture / "scenes" / scene, divisor=65536)
         assert float(metrics.psnr_mu(official.merge(bracket), bracket.gt)) == pytest.approx(
