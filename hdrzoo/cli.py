@@ -96,6 +96,9 @@ def _build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cpu)")
     merge.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default=None)
     merge.add_argument(
+        "--compile", action="store_true", help="run the network through torch.compile"
+    )
+    merge.add_argument(
         "--divisor",
         type=int,
         default=None,
@@ -193,6 +196,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
                     overlap=args.overlap,
                     device=args.device,
                     precision=args.precision,
+                    compile=args.compile,
                 )
                 # The HDR is written last: its presence marks the scene as done for a rerun.
                 if args.preview:

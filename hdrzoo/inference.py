@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import weakref
 from typing import Any
 
 import numpy as np
@@ -106,13 +107,25 @@ def _autocast(device: torch.device, precision: str | None):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+# Compiled forwards, one per model instance. Kept outside the module so that its state dict
+# and checkpoints stay free of the compiled wrapper.
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _compiled(module):
+    if module not in _COMPILED:
+        _COMPILED[module] = torch.compile(module, dynamic=True)
+    return _COMPILED[module]
+
+
 def _run_padded(
-    module, ldr: torch.Tensor, exposures: torch.Tensor, ref: torch.Tensor
+    runner, module, ldr: torch.Tensor, exposures: torch.Tensor, ref: torch.Tensor
 ) -> torch.Tensor:
-    """Network on ``ldr (1, N, 3, h, w)`` padded to the size multiple; returns ``(3, h, w)`` float32."""
+    """``runner`` (the model or its compiled forward) on ``ldr (1, N, 3, h, w)`` padded to the
+    model's size multiple; returns ``(3, h, w)`` float32."""
     h, w = ldr.shape[-2:]
     padded, _ = pad_to_multiple(ldr, module.size_multiple, mode="reflect")
-    hdr = module(padded, exposures, ref).hdr
+    hdr = runner(padded, exposures, ref).hdr
     return crop(hdr, h, w)[0].float()
 
 
@@ -126,6 +139,7 @@ def merge(
     device: str | torch.device | None = None,
     precision: str | None = None,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    compile: bool = False,
 ) -> torch.Tensor:
     """Merge one bracket into a linear HDR image with ``module`` (any model of the zoo).
 
@@ -142,6 +156,9 @@ def merge(
         precision: ``None``/``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast; fp16 on GPU only).
         max_pixels: untiled inputs larger than this raise an error suggesting ``tile``;
             ``None`` disables the check.
+        compile: run the network through ``torch.compile`` (compiled once per model and
+            reused; the first call pays the compilation, worthwhile on GPUs and for many
+            scenes of one size).
 
     Returns:
         Linear HDR ``(3, H, W)`` float32 on the CPU, in units where the shortest exposure is 1.
@@ -174,10 +191,11 @@ def merge(
     ref_t = torch.tensor([bracket.ref], device=target)
     try:
         with torch.inference_mode(), _autocast(target, precision):
+            runner = _compiled(module) if compile else module
             if tile is None or (height <= tile and width <= tile):
-                hdr = _run_padded(module, ldr, times, ref_t)
+                hdr = _run_padded(runner, module, ldr, times, ref_t)
             else:
-                hdr = _merge_tiled(module, ldr, times, ref_t, tile, overlap)
+                hdr = _merge_tiled(runner, module, ldr, times, ref_t, tile, overlap)
     except (torch.OutOfMemoryError, RuntimeError) as err:
         if not isinstance(err, torch.OutOfMemoryError) and "can't allocate memory" not in str(err):
             raise
@@ -208,7 +226,7 @@ def _resolve_device(module, device: str | torch.device | None) -> torch.device:
     return target
 
 
-def _merge_tiled(module, ldr, times, ref_t, tile: int, overlap: int) -> torch.Tensor:
+def _merge_tiled(runner, module, ldr, times, ref_t, tile: int, overlap: int) -> torch.Tensor:
     height, width = ldr.shape[-2:]
     out = torch.zeros(3, height, width, device=ldr.device)
     total = torch.zeros(1, height, width, device=ldr.device)
@@ -217,7 +235,7 @@ def _merge_tiled(module, ldr, times, ref_t, tile: int, overlap: int) -> torch.Te
         for x in xs:
             th, tw = min(tile, height), min(tile, width)
             piece = ldr[..., y : y + th, x : x + tw]
-            hdr = _run_padded(module, piece, times, ref_t)
+            hdr = _run_padded(runner, module, piece, times, ref_t)
             window = blend_window(
                 th, tw, overlap, top=y > 0, bottom=y + th < height, left=x > 0, right=x + tw < width
             ).to(ldr.device)

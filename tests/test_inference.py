@@ -129,3 +129,13 @@ def test_merge_bf16_autocast_on_cpu_runs_and_stays_close():
     b = merge(module, ldr, exposures=[1, 4, 16], precision="bf16")
     assert b.dtype == torch.float32 and (a - b).abs().max() < 2e-2
     assert module.training  # merge restores the mode it found
+
+
+@pytest.mark.slow
+def test_merge_with_torch_compile_matches_eager_and_keeps_the_state_dict_clean():
+    module = _PositionModule()
+    ldr = torch.rand(3, 3, 32, 48)
+    eager = merge(module, ldr, exposures=[1, 4, 16])
+    compiled = merge(module, ldr, exposures=[1, 4, 16], compile=True)
+    torch.testing.assert_close(compiled, eager, rtol=1e-5, atol=1e-6)
+    assert list(module.state_dict()) == ["net.scale"]
