@@ -356,16 +356,22 @@ def run_lightning_cli(argv: list[str], run: bool = True) -> Any:
                 }
             )
 
-    return HDRZooCLI(
-        HDRModule,
-        LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        auto_configure_optimizers=False,
-        save_config_kwargs={"overwrite": True},
-        args=argv,
-        run=run,
-    )
+    # Hand the arguments over through sys.argv alone: LightningCLI warns when it gets both,
+    # and Lightning's DDP launcher re-executes sys.argv in the worker processes.
+    saved_argv = sys.argv
+    sys.argv = [saved_argv[0], *argv]
+    try:
+        return HDRZooCLI(
+            HDRModule,
+            LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            auto_configure_optimizers=False,
+            save_config_kwargs={"overwrite": True},
+            run=run,
+        )
+    finally:
+        sys.argv = saved_argv
 
 
 if __name__ == "__main__":
