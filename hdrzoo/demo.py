@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,13 @@ def _train(
 
     from hdrzoo.data.modules import SyntheticDataModule
     from hdrzoo.hub import create_model
+
+    # The demo's console is for the user: keep Lightning's tips and its own internal
+    # deprecation notices out of it (warnings and errors still show).
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    warnings.filterwarnings(
+        "ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning
+    )
 
     settings = DEMO_SETTINGS.get(name, {})
     lr = settings.get("lr", 1e-3)
