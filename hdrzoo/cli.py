@@ -170,6 +170,12 @@ def _cmd_merge(args: argparse.Namespace) -> int:
             f"cannot create output folder {out_dir}: {err.strerror}; choose another --out"
         ) from err
     model = load(args.model, weights=args.weights, pretrained=args.pretrained, device=args.device)
+    if args.weights is None and not args.pretrained and any(True for _ in model.parameters()):
+        raise HDRZooError(
+            f"{args.model} has learned parameters but no weights were given, so it would merge with "
+            "random weights; pass --weights (a file, hf-hub:org/repo, local-dir:PATH or a .ckpt) or "
+            "--pretrained (see `hdrzoo models` for what is published)"
+        )
     divisor = args.divisor if args.divisor is not None else model.conventions.get("divisor", 65535)
     scenes = _expand_scenes(args.scenes)
     names = _scene_names(scenes)

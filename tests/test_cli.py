@@ -116,3 +116,11 @@ def test_lightning_cli_print_config_resolves_model_and_data(capsys):
     out = capsys.readouterr().out
     assert "hdrzoo.models.classic.ClassicModule" in out and "SyntheticDataModule" in out
     assert "save_last: true" in out
+
+
+def test_merge_refuses_a_learned_model_without_weights(dataset, tmp_path, capsys):
+    code = main(["merge", str(dataset / "000"), "--model", "safnet_s", "-o", str(tmp_path / "o")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "random weights" in err and "--weights" in err and "--pretrained" in err
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())

@@ -52,6 +52,16 @@ FAST = settings(
 # --------------------------------------------------------------------------------------------
 
 
+def saved_weights(name: str, folder: Path) -> Path:
+    """A test model's (untrained) network saved as safetensors: `hdrzoo merge` wants to be
+    told where a learned model's weights come from."""
+    from safetensors.torch import save_file
+
+    path = folder / f"{name}.safetensors"
+    save_file(hdrzoo.hub.create_model(name).net.state_dict(), str(path))
+    return path
+
+
 class ThreeFrameNet(TinyNet):
     """TinyNet that, like SAFNet, takes exactly three frames."""
 
@@ -439,7 +449,19 @@ def test_seven_frames_with_a_three_frame_model(tmp_path, capsys, models):
         model.merge(read_bracket(scene))
     with pytest.raises(InputSizeError, match="takes exactly 3 frames, got 2"):
         model.merge(bracket.ldr[:2], exposures=[1.0, 4.0])
-    code, _, stderr = run_cli(["merge", scene, "--model", "tiny3", "--out", tmp_path / "o"], capsys)
+    code, _, stderr = run_cli(
+        [
+            "merge",
+            scene,
+            "--model",
+            "tiny3",
+            "--weights",
+            saved_weights("tiny3", tmp_path),
+            "--out",
+            tmp_path / "o",
+        ],
+        capsys,
+    )
     assert code == 1
     assert "seven: ThreeFrameNet takes exactly 3 frames, got 7" in stderr
     assert listing(tmp_path / "o") == []
@@ -489,7 +511,19 @@ def test_any_tiny_size_is_padded_cropped_and_tiled_without_error(models, height,
 
 def test_tiny_scene_on_disk_through_the_cli(tmp_path, capsys, models):
     scene = write_bracket(tmp_path / "dot", make_bracket(h=1, w=1))
-    code, _, _ = run_cli(["merge", scene, "--model", "tiny16", "--out", tmp_path / "o"], capsys)
+    code, _, _ = run_cli(
+        [
+            "merge",
+            scene,
+            "--model",
+            "tiny16",
+            "--weights",
+            saved_weights("tiny16", tmp_path),
+            "--out",
+            tmp_path / "o",
+        ],
+        capsys,
+    )
     assert code == 0
     assert read_hdr(tmp_path / "o" / "dot.exr").shape == (3, 1, 1)
 
@@ -591,7 +625,17 @@ def test_nan_and_inf_pixels_are_refused_before_the_network(classic):
 def test_a_model_that_outputs_nan_leaves_no_file(tmp_path, capsys, models):
     scene = write_bracket(tmp_path / "s", make_bracket())
     code, _, stderr = run_cli(
-        ["merge", scene, "--model", "tinynan", "--out", tmp_path / "o"], capsys
+        [
+            "merge",
+            scene,
+            "--model",
+            "tinynan",
+            "--weights",
+            saved_weights("tinynan", tmp_path),
+            "--out",
+            tmp_path / "o",
+        ],
+        capsys,
     )
     assert code == 1
     assert f"{tmp_path / 'o' / 's.exr'}: the image contains NaN or Inf values" in stderr
