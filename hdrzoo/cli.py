@@ -278,9 +278,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
             for t in entry.weights.values()
         )
         licences = "; ".join(sorted({t.licence for t in entry.weights.values() if t.licence}))
-        table.add_row(
-            name, f"{params:,}", entry.paper, str(frames), tags or "none published", licences or "-"
-        )
+        weights = tags or ("none needed" if params == 0 else "none published")
+        table.add_row(name, f"{params:,}", entry.paper, str(frames), weights, licences or "-")
     Console(width=160).print(table)
     return 0
 
