@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from hdrzoo.errors import HDRZooError, ModelError, WeightsError
+from hdrzoo.models.base import state_dict_problems
 from hdrzoo.models.registry import ModelEntry, WeightTag, get_entry, model_name_of, registered_names
 
 __all__ = ["load", "list_models", "create_model", "export", "model_name_of", "WEIGHTS_FORMAT"]
@@ -452,25 +453,8 @@ def _load_lightning_checkpoint(
 
 def _load_net_state(module, state: dict[str, torch.Tensor], strict: bool, origin: str) -> None:
     net = module.net
-    own = net.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    mismatched = sorted(
-        k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape)
-    )
-    problems = []
-    if missing:
-        problems.append(f"missing {len(missing)}: {missing[:5]}")
-    if unexpected:
-        problems.append(f"unexpected {len(unexpected)}: {unexpected[:5]}")
-    if mismatched:
-        problems.append(
-            "shape mismatch: "
-            + ", ".join(
-                f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in mismatched[:5]
-            )
-        )
-    if mismatched or (strict and problems):
+    problems, shapes_differ = state_dict_problems(net.state_dict(), state)
+    if shapes_differ or (strict and problems):
         raise WeightsError(
             f"{origin} does not fit {type(net).__name__} ({'; '.join(problems)}). Check the model name and "
             "variant, or pass strict=False to load the tensors that match."

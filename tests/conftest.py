@@ -39,3 +39,21 @@ def safnet_s_fixture(shared: Path) -> Path:
 def _seed_and_threads():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    """The tiny test models of ``tests/_tiny_model.py``, registered for this test only."""
+    from _tiny_model import use_tiny_registry
+
+    return use_tiny_registry(monkeypatch)
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch, tiny):
+    """A local server that serves repositories the way the Hugging Face Hub does (HF_ENDPOINT)."""
+    from hub_server import serve_hub
+
+    server = serve_hub(tmp_path, monkeypatch)
+    yield server
+    server.stop()

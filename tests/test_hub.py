@@ -20,9 +20,8 @@ from _tiny_model import (
     random_batch,
     randomize,
     register_tiny_models,
-    use_tiny_registry,
 )
-from hub_server import HubServer, serve_hub, set_offline
+from hub_server import HubServer, set_offline
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -32,18 +31,6 @@ from hdrzoo.hub import create_model, export, list_models, load
 
 # Hand count for TinyNet(channels=4): encode 4*3*3*3 + 4, norm 4 + 4, decode 3*4*3*3 + 3.
 TINY_PARAMETERS = 108 + 4 + 8 + 108 + 3
-
-
-@pytest.fixture
-def tiny(monkeypatch):
-    return use_tiny_registry(monkeypatch)
-
-
-@pytest.fixture
-def hub(tmp_path, monkeypatch, tiny):
-    server = serve_hub(tmp_path, monkeypatch)
-    yield server
-    server.stop()
 
 
 def trained_tiny(seed: int = 1, **overrides) -> TinyModule:

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from _tiny_model import TINY, TINY_TAGGED, randomize, use_tiny_registry
-from hub_server import serve_hub
+from _tiny_model import TINY, TINY_TAGGED, randomize
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -33,18 +32,6 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-
-
-@pytest.fixture
-def tiny(monkeypatch):
-    return use_tiny_registry(monkeypatch)
-
-
-@pytest.fixture
-def hub(tmp_path, monkeypatch, tiny):
-    server = serve_hub(tmp_path, monkeypatch)
-    yield server
-    server.stop()
 
 
 class RunsShell:

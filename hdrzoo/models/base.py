@@ -26,7 +26,7 @@ from torchmetrics import MeanMetric
 
 from hdrzoo.errors import HDRZooError, InputSizeError
 
-__all__ = ["NetOutput", "HDRModule", "check_frame_count"]
+__all__ = ["NetOutput", "HDRModule", "check_frame_count", "state_dict_problems"]
 
 EVAL_METRICS = ("psnr_mu", "psnr_l", "ssim_mu", "ssim_l")
 
@@ -52,6 +52,35 @@ def check_frame_count(net: nn.Module, num_frames: int, what: str = "input") -> N
             f"{what}: {type(net).__name__} takes exactly {expected} frames, got {num_frames}; "
             "use a model that accepts any number of frames (classic, flexhdr) or select frames"
         )
+
+
+def state_dict_problems(
+    own: dict[str, torch.Tensor], given: dict[str, torch.Tensor], limit: int | None = 5
+) -> tuple[list[str], bool]:
+    """Compare a state dict with a network's own: ``(problems, shapes_differ)``.
+
+    ``problems`` lists missing keys, unexpected keys and shape mismatches (the first ``limit``
+    of each; ``None``: all) as readable phrases; ``shapes_differ`` is true when a shared key has another shape,
+    which no ``strict=False`` can load.
+    """
+    missing = sorted(set(own) - set(given))
+    unexpected = sorted(set(given) - set(own))
+    mismatched = sorted(
+        k for k in set(own) & set(given) if tuple(own[k].shape) != tuple(given[k].shape)
+    )
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)}: {missing[:limit]}")
+    if unexpected:
+        problems.append(f"unexpected {len(unexpected)}: {unexpected[:limit]}")
+    if mismatched:
+        problems.append(
+            "shape mismatch: "
+            + ", ".join(
+                f"{k} {tuple(given[k].shape)} vs {tuple(own[k].shape)}" for k in mismatched[:limit]
+            )
+        )
+    return problems, bool(mismatched)
 
 
 def _default_optimizer(params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:

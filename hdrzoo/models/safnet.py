@@ -23,7 +23,7 @@ from torch import nn
 
 from hdrzoo.errors import BracketError, InputSizeError, ModelError, WeightsError
 from hdrzoo.losses import CensusLoss, MuLawL1, VGGPerceptual
-from hdrzoo.models.base import HDRModule, NetOutput, check_frame_count
+from hdrzoo.models.base import HDRModule, NetOutput, check_frame_count, state_dict_problems
 from hdrzoo.models.registry import WeightTag, register_model
 from hdrzoo.ops.tonemap import GAMMA, mu_law, sort_by_exposure
 from hdrzoo.ops.warp import warp
@@ -674,24 +674,10 @@ def convert_official_state_dict(obj: Any, source: str = "checkpoint") -> dict[st
 
 
 def _load_strict(net: SAFNet, state: Mapping[str, torch.Tensor], source: str) -> None:
-    own = net.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    mismatched = [
-        f"{k} {tuple(state[k].shape)} (expected {tuple(own[k].shape)})"
-        for k in own
-        if k in state and state[k].shape != own[k].shape
-    ]
-    if missing or unexpected or mismatched:
-        parts = []
-        if missing:
-            parts.append(f"missing keys {missing}")
-        if unexpected:
-            parts.append(f"unexpected keys {unexpected}")
-        if mismatched:
-            parts.append(f"shape mismatches {mismatched}")
+    problems, _ = state_dict_problems(net.state_dict(), dict(state), limit=None)
+    if problems:
         raise WeightsError(
-            f"{source} does not fit SAFNet variant {net.variant!r}: {'; '.join(parts)}. "
+            f"{source} does not fit SAFNet variant {net.variant!r}: {'; '.join(problems)}. "
             "Use variant='s' for SAFNet_S_*.pth and variant='full' for SAFNet_*.pth."
         )
     net.load_state_dict(state, strict=True)
