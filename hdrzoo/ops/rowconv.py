@@ -258,6 +258,7 @@ def conv_prelu_stack_rows(
     else:
         x = cat_channels_last(parts)
     for conv, prelu in layers:
-        x = conv_module_rows(x, conv, buffer_a[:, : conv.out_channels], prelu=prelu)
+        out = buffer_a if conv.out_channels == width else buffer_a[:, : conv.out_channels]
+        x = conv_module_rows(x, conv, out, prelu=prelu)
         buffer_a, buffer_b = buffer_b, buffer_a
     return x
