@@ -25,14 +25,13 @@ The package, one job per module:
 
 ========================  ===================================================================
 ``codecs``                decoding and encoding single files: HDR (OpenEXR, Radiance), LDR
-                          frames (tifffile, OpenCV), ``.npy``; :func:`read_hdr`
+                          frames (tifffile, OpenCV), ``.npy``; ``read_hdr``
 ``exposures``             exposure times from ``exposure.txt``, NTIRE ``.npy`` or EXIF
-``layouts``               layout names, :func:`detect_layout`, :func:`find_scenes`
+``layouts``               layout names, ``detect_layout``, ``find_scenes``
 ``plans``                 which files make one scene of each layout
-``readers``               :func:`read_bracket`
-``atomic``                :func:`atomic_path` and all-or-nothing writes of several files
-``writers``               :func:`write_hdr`, :func:`write_image`, :func:`write_preview`,
-                          :func:`write_bracket`
+``readers``               ``read_bracket``
+``atomic``                ``atomic_path`` and all-or-nothing writes of several files
+``writers``               ``write_hdr``, ``write_image``, ``write_preview``, ``write_bracket``
 ========================  ===================================================================
 """
 

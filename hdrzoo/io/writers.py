@@ -244,7 +244,7 @@ def _checked_request(
     bit_depth: int | None,
     image_format: str,
 ) -> _Request:
-    """The arguments of :func:`write_bracket`, checked in the order its errors are documented."""
+    """The arguments of :func:`write_bracket`, checked in a fixed order: the first problem wins."""
     if not isinstance(bracket, Bracket):
         raise WriteError(f"write_bracket needs a hdrzoo.Bracket, got {type(bracket).__name__}")
     try:
