@@ -22,6 +22,7 @@ import torch
 from PIL import ExifTags, Image
 
 import hdrzoo.io as hio
+import hdrzoo.io.atomic as hio_atomic
 from hdrzoo.bracket import Bracket
 from hdrzoo.errors import HDRZooError, ReadError, WriteError
 from hdrzoo.io import (
@@ -773,7 +774,7 @@ def test_permission_denied_becomes_write_error_naming_the_file(tmp_path, monkeyp
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(hio.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(hio_atomic.tempfile, "mkstemp", denied)
     with pytest.raises(WriteError, match=re.escape(str(tmp_path / "a.png")) + ".*writable"):
         write_image(tmp_path / "a.png", torch.zeros(3, 2, 2))
     with pytest.raises(WriteError, match="ldr_0.tif"):

@@ -403,7 +403,7 @@ def test_output_folder_that_is_a_regular_file(tmp_path, capsys):
 def test_unwritable_output_folder(tmp_path, capsys, monkeypatch):
     # Running as root, chmod cannot make a folder read-only: make the temporary file that
     # every atomic write starts with fail as it would there.
-    import hdrzoo.io as hio
+    import hdrzoo.io.atomic as hio_atomic
 
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
@@ -411,7 +411,7 @@ def test_unwritable_output_folder(tmp_path, capsys, monkeypatch):
     scenes = [write_bracket(tmp_path / f"s{i}", make_bracket(seed=i)) for i in range(2)]
     out = tmp_path / "out"
     out.mkdir()
-    monkeypatch.setattr(hio.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(hio_atomic.tempfile, "mkstemp", denied)
     code, _, stderr = run_cli(["merge", *scenes, "--out", out, "--preview"], capsys)
     assert code == 1
     for scene in ("s0", "s1"):

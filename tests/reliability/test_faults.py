@@ -50,6 +50,7 @@ HOOK = textwrap.dedent(
     """
     import os, runpy, time
     import hdrzoo.io as hio
+    import hdrzoo.io.writers as hio_writers
 
     mode = os.environ["HDRZOO_TEST_PAUSE"]
     calls = [0]
@@ -64,7 +65,7 @@ HOOK = textwrap.dedent(
         hio.write_hdr = write_hdr
     else:
         stop_at = int(mode.split(":")[1])
-        real_write_to = hio._write_hdr_to
+        real_write_to = hio_writers._write_hdr_to
 
         def write_to(tmp, hdr, target):
             real_write_to(tmp, hdr, target)
@@ -72,7 +73,7 @@ HOOK = textwrap.dedent(
             if calls[0] == stop_at:
                 time.sleep(300)
 
-        hio._write_hdr_to = write_to
+        hio_writers._write_hdr_to = write_to
     runpy.run_module("hdrzoo.cli", run_name="__main__", alter_sys=True)
     """
 )
