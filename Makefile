@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hdrzoo-installed
 
-.PHONY: demo test test-all lint bench clean
+.PHONY: demo test test-all test-vdp lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""
+
+# ColorVideoVDP is an optional extra (heavy: scipy, matplotlib, ffmpeg); its tests skip
+# without it, and fail here if it is missing. It runs offline.
+test-vdp: $(STAMP)
+	$(PY) -m pip install -e ".[dev,vdp]"
+	HDRZOO_REQUIRE_VDP=1 HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests/test_metrics.py -k cvvdp
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hdrzoo tests benchmarks

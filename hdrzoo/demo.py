@@ -4,22 +4,26 @@
 2. Train the smallest learned model of the zoo briefly on CPU on synthetic brackets, through
    the same Lightning code path as ``hdrzoo fit``.
 3. Merge the scene with that model and with ``classic``; write the HDRs, previews and a
-   side-by-side PNG (frames, classic, model, ground truth, error maps); print metrics.
+   side-by-side PNG (frames, classic, model, ground truth, error maps); print the metrics
+   and write them to ``metrics.md`` and ``metrics.json``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.callbacks import Callback
 
 from hdrzoo.errors import HDRZooError
 
-__all__ = ["run_demo", "DEMO_SETTINGS"]
+__all__ = ["run_demo", "DEMO_SETTINGS", "StepsAndTimeLeft", "time_left_s"]
 
 DEMO_SETTINGS: dict[str, dict[str, Any]] = {
     # Small crops and no perceptual term: ImageNet VGG weights may be unreachable, and the
@@ -32,6 +36,113 @@ DEMO_SETTINGS: dict[str, dict[str, Any]] = {
 }
 SCENE_SEED_OFFSET = 10_000_000  # demo scenes use seeds disjoint from training and validation
 SCENE_SIZE = (256, 384)
+METRIC_COLUMNS = {"psnr_mu": "PSNR-mu", "psnr_l": "PSNR-L", "ssim_mu": "SSIM-mu"}
+
+
+def time_left_s(
+    step: int, elapsed_s: float, max_steps: int | None, max_seconds: float | None
+) -> float | None:
+    """Seconds until a run bounded by ``max_steps`` and/or ``max_seconds`` stops.
+
+    The step bound is extrapolated from the mean time per step so far; the run stops at
+    whichever bound comes first. ``None`` while nothing can be said (no bound, or a step
+    bound and no step done yet).
+
+    Example:
+        >>> time_left_s(step=10, elapsed_s=20.0, max_steps=40, max_seconds=180.0)
+        60.0
+        >>> time_left_s(step=10, elapsed_s=20.0, max_steps=None, max_seconds=30.0)
+        10.0
+    """
+    candidates = []
+    if max_seconds is not None:
+        candidates.append(max(max_seconds - elapsed_s, 0.0))
+    if max_steps is not None and step > 0:
+        candidates.append(max(max_steps - step, 0) * elapsed_s / step)
+    return min(candidates) if candidates else None
+
+
+class StepsAndTimeLeft(Callback):
+    """One progress line for a run bounded by steps and/or time: steps, elapsed, time left, loss.
+
+    Lightning's own bars count epochs, which mean nothing to a time-bounded run on an
+    endless synthetic stream (they read ``Epoch 0/-2``), and show the logger's version
+    number. Use it with ``Trainer(enable_progress_bar=False)``.
+
+    Args:
+        max_steps: the run's step limit, or ``None``.
+        max_seconds: the run's time limit, or ``None``.
+        console: the ``rich`` console to draw on (default: a new one).
+    """
+
+    def __init__(
+        self, max_steps: int | None, max_seconds: float | None, console: Any = None
+    ) -> None:
+        from rich.console import Console
+
+        super().__init__()
+        self.max_steps = max_steps
+        self.max_seconds = max_seconds
+        self.console = console or Console()
+        self._progress: Any = None
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._started = time.monotonic()
+        self._progress = Progress(
+            TextColumn("training"),
+            BarColumn(),
+            TextColumn("{task.fields[steps]}"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[left]}  {task.fields[loss]}"),
+            console=self.console,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task(
+            "train", total=1.0, steps=self._steps_text(0), left="", loss=""
+        )
+
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self._progress is None:
+            return
+        step = trainer.global_step
+        elapsed = time.monotonic() - self._started
+        left = time_left_s(step, elapsed, self.max_steps, self.max_seconds)
+        fractions = [0.0]
+        if self.max_steps:
+            fractions.append(step / self.max_steps)
+        if self.max_seconds:
+            fractions.append(elapsed / self.max_seconds)
+        loss = trainer.callback_metrics.get("train/loss")
+        self._progress.update(
+            self._task,
+            completed=min(max(fractions), 1.0),
+            steps=self._steps_text(step),
+            left="" if left is None else f"{_clock(left)} left",
+            loss="" if loss is None else f"loss {float(loss):.4f}",
+        )
+
+    def _steps_text(self, step: int) -> str:
+        return f"step {step}" + (f"/{self.max_steps}" if self.max_steps is not None else "")
+
+    def _stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        self._stop()
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        self._stop()
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(math.ceil(seconds)), 60)
+    return f"{minutes}:{secs:02d}"
 
 
 def _smallest_learned_model() -> str | None:
@@ -49,7 +160,6 @@ def _train(
     name: str, out_dir: Path, minutes: float, max_steps: int | None, seed: int, console
 ) -> Any:
     import lightning as L
-    from lightning.pytorch.callbacks import RichProgressBar
     from lightning.pytorch.loggers import CSVLogger
 
     from hdrzoo.data.modules import SyntheticDataModule
@@ -82,7 +192,8 @@ def _train(
         logger=CSVLogger(out_dir, name="logs"),
         default_root_dir=out_dir,
         enable_checkpointing=True,
-        callbacks=[RichProgressBar()],
+        callbacks=[StepsAndTimeLeft(max_steps, minutes * 60.0, console)],
+        enable_progress_bar=False,
         enable_model_summary=False,
     )
     console.print(
@@ -137,19 +248,14 @@ def run_demo(
         learned = _train(name, out, minutes, max_steps, seed, console)
         results[name] = learned.merge(scene)
 
-    table = Table(title=f"demo scene (seed {SCENE_SEED_OFFSET + seed})")
-    for column in ("method", "PSNR-mu", "PSNR-L", "SSIM-mu"):
+    title = f"demo scene (seed {SCENE_SEED_OFFSET + seed})"
+    table = Table(title=title)
+    for column in ("method", *METRIC_COLUMNS.values()):
         table.add_column(column)
     scores: dict[str, dict[str, float]] = {}
     for method, hdr in results.items():
-        scores[method] = metrics.evaluate(hdr, scene.gt, metrics=("psnr_mu", "psnr_l", "ssim_mu"))
-        table.add_row(
-            method,
-            *(
-                f"{scores[method][k]:.2f}" if k != "ssim_mu" else f"{scores[method][k]:.4f}"
-                for k in ("psnr_mu", "psnr_l", "ssim_mu")
-            ),
-        )
+        scores[method] = metrics.evaluate(hdr, scene.gt, metrics=tuple(METRIC_COLUMNS))
+        table.add_row(method, *_formatted(scores[method]))
 
     write_hdr(out / "ground_truth.exr", scene.gt)
     panels = [
@@ -174,9 +280,39 @@ def run_demo(
                 )
             )
     write_image(out / "comparison.png", viz.side_by_side(panels, columns=4))
+    _write_metrics(out, title, scores, scene_seed=SCENE_SEED_OFFSET + seed, model=name)
 
     console.print(table)
     console.print(
-        f"wrote {out}/comparison.png and the HDR images in {time.monotonic() - started:.0f} s"
+        f"wrote {out}/comparison.png, {out}/metrics.md and the HDR images in "
+        f"{time.monotonic() - started:.0f} s"
     )
     return scores
+
+
+def _formatted(score: dict[str, float]) -> list[str]:
+    return [f"{score[k]:.4f}" if k == "ssim_mu" else f"{score[k]:.2f}" for k in METRIC_COLUMNS]
+
+
+def _write_metrics(
+    out: Path,
+    title: str,
+    scores: dict[str, dict[str, float]],
+    scene_seed: int,
+    model: str | None,
+) -> None:
+    """``metrics.md`` (the table printed) and ``metrics.json`` (the same, unrounded)."""
+    from hdrzoo.io import atomic_path
+
+    lines = [
+        f"# {title}",
+        "",
+        "| method | " + " | ".join(METRIC_COLUMNS.values()) + " |",
+        "| --- |" + " ---: |" * len(METRIC_COLUMNS),
+    ]
+    lines += [f"| {m} | " + " | ".join(_formatted(s)) + " |" for m, s in scores.items()]
+    record = {"scene_seed": scene_seed, "model": model, "metrics": scores}
+    with atomic_path(out / "metrics.md") as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with atomic_path(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

@@ -31,10 +31,19 @@ from typing import Any
 import torch
 
 from hdrzoo.errors import HDRZooError, ModelError, WeightsError
-from hdrzoo.models.base import state_dict_problems
 from hdrzoo.models.registry import ModelEntry, WeightTag, get_entry, model_name_of, registered_names
 
-__all__ = ["load", "list_models", "create_model", "export", "model_name_of", "WEIGHTS_FORMAT"]
+__all__ = [
+    "WEIGHTS_FORMAT",
+    "create_model",
+    "export",
+    "list_models",
+    "load",
+    "load_weights_into",
+    "model_name_of",
+    "read_weights_file",
+    "state_dict_problems",
+]
 
 WEIGHTS_FORMAT = "hdrzoo-weights-v1"
 CONFIG_NAME = "config.json"
@@ -204,23 +213,50 @@ def _load_from_source(
         folder = Path(source[len("local-dir:") :]).expanduser()
         return _load_folder(name, folder, strict, overrides, origin=source)
 
-    path = Path(source).expanduser()
-    if not path.is_file():
-        raise WeightsError(f"weights file {path} does not exist")
-    suffix = path.suffix.lower()
-    if suffix == ".ckpt":
+    path = _existing_file(source)
+    if path.suffix.lower() == ".ckpt":
         return _load_lightning_checkpoint(name, path, strict, overrides)
     if name is None:
         raise ModelError(
             f"{path.name}: say which model these weights belong to, e.g. load('safnet_s', weights={str(path)!r})"
         )
     module = create_model(name, **overrides)
-    if suffix == ".safetensors":
-        state = _read_safetensors(path)
-    else:
-        state = _read_foreign(module, path)
-    _load_net_state(module, state, strict, origin=str(path))
+    _load_net_state(module, _read_net_state(module, path), strict, origin=str(path))
     return module
+
+
+def load_weights_into(module, source: str | os.PathLike, strict: bool = True) -> None:
+    """Load a weights file into an existing module's network (e.g. its ``init_weights``).
+
+    Args:
+        module: a LightningModule of the zoo (its network is ``module.net``).
+        source: a ``.safetensors`` network state dict, a Lightning ``.ckpt`` (its ``net.``
+            tensors) or a foreign checkpoint (``.pth`` / ``.pt``) the module converts.
+        strict: missing or unexpected tensors are an error; ``False`` warns and loads the rest.
+
+    Raises:
+        WeightsError: the file is missing, unreadable, refused by the safe loader, or its
+            tensors do not fit the network.
+    """
+    path = _existing_file(source)
+    _load_net_state(module, _read_net_state(module, path), strict, origin=str(path))
+
+
+def _existing_file(source: str | os.PathLike) -> Path:
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist")
+    return path
+
+
+def _read_net_state(module, path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of ``module.net`` stored in one file, whatever its kind."""
+    suffix = path.suffix.lower()
+    if suffix == ".safetensors":
+        return read_weights_file(path)
+    if suffix == ".ckpt":
+        return _net_state_of_checkpoint(read_weights_file(path), path)
+    return _convert_foreign(module, read_weights_file(path), path)
 
 
 # ------------------------------------------------------------------ the Hub ------
@@ -360,7 +396,7 @@ def _load_folder(
     if name is not None and name.partition(".")[0] != model_name:
         raise ModelError(f"{origin} holds weights for {model_name!r}, not {name!r}")
     module = _build_stored(model_name, config["hparams"], overrides, origin)
-    _load_net_state(module, _read_safetensors(weights_path), strict, origin=origin)
+    _load_net_state(module, read_weights_file(weights_path), strict, origin=origin)
     module.weights_config = config
     return module
 
@@ -385,6 +421,31 @@ def _short(value: Any, limit: int = 200) -> str:
 
 
 # ------------------------------------------------------------- single files ------
+def read_weights_file(path: str | os.PathLike) -> Any:
+    """The one reader of weight files in hdrzoo; nothing in a file can run code.
+
+    ``.safetensors`` files are parsed by safetensors (tensors only); anything else is read
+    with ``torch.load(weights_only=True)``, whose unpickler builds tensors and plain
+    containers and refuses every other object. Every weights file the library opens (Hub
+    folders, ``hdrzoo.load``, a model's ``init_weights``) goes through here.
+
+    Args:
+        path: the file.
+
+    Returns:
+        ``{name: tensor}`` on the CPU for safetensors; otherwise what the file holds
+        (a state dict, a Lightning checkpoint dict, ...), its tensors on the CPU.
+
+    Raises:
+        WeightsError: the file is unreadable, damaged, or holds something other than
+            tensors and plain containers.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".safetensors":
+        return _read_safetensors(path)
+    return _torch_load_safely(path)
+
+
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -407,8 +468,7 @@ def _torch_load_safely(path: Path) -> Any:
         ) from err
 
 
-def _read_foreign(module, path: Path) -> dict[str, torch.Tensor]:
-    raw = _torch_load_safely(path)
+def _convert_foreign(module, raw: Any, path: Path) -> dict[str, torch.Tensor]:
     convert = getattr(module, "convert_foreign_weights", None)
     if convert is None:
         raise WeightsError(
@@ -425,12 +485,21 @@ def _read_foreign(module, path: Path) -> dict[str, torch.Tensor]:
         ) from err
 
 
+def _check_lightning_checkpoint(ckpt: Any, path: Path) -> dict[str, Any]:
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise WeightsError(f"{path} is not a Lightning checkpoint (no 'state_dict')")
+    return ckpt
+
+
+def _net_state_of_checkpoint(ckpt: Any, path: Path) -> dict[str, torch.Tensor]:
+    state = _check_lightning_checkpoint(ckpt, path)["state_dict"]
+    return {k[len("net.") :]: v for k, v in state.items() if k.startswith("net.")}
+
+
 def _load_lightning_checkpoint(
     name: str | None, path: Path, strict: bool, overrides: dict[str, Any]
 ):
-    ckpt = _torch_load_safely(path)
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
-        raise WeightsError(f"{path} is not a Lightning checkpoint (no 'state_dict')")
+    ckpt = _check_lightning_checkpoint(read_weights_file(path), path)
     meta = ckpt.get("hdrzoo")
     stored_name = meta.get("model") if isinstance(meta, dict) else None
     model_name = stored_name if isinstance(stored_name, str) else None
@@ -446,9 +515,37 @@ def _load_lightning_checkpoint(
         raise WeightsError(f"{path}: 'hyper_parameters' is not a dict; not a Lightning checkpoint")
     # LightningCLI adds '_instantiator' and '_class_path'; they are not constructor arguments.
     module = _build_stored(model_name, hparams, overrides, str(path))
-    state = {k[len("net.") :]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-    _load_net_state(module, state, strict, origin=str(path))
+    _load_net_state(module, _net_state_of_checkpoint(ckpt, path), strict, origin=str(path))
     return module
+
+
+def state_dict_problems(
+    own: dict[str, torch.Tensor], given: dict[str, torch.Tensor], limit: int | None = 5
+) -> tuple[list[str], bool]:
+    """Compare a state dict with a network's own: ``(problems, shapes_differ)``.
+
+    ``problems`` lists missing keys, unexpected keys and shape mismatches (the first ``limit``
+    of each; ``None``: all) as readable phrases; ``shapes_differ`` is true when a shared key has another shape,
+    which no ``strict=False`` can load.
+    """
+    missing = sorted(set(own) - set(given))
+    unexpected = sorted(set(given) - set(own))
+    mismatched = sorted(
+        k for k in set(own) & set(given) if tuple(own[k].shape) != tuple(given[k].shape)
+    )
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)}: {missing[:limit]}")
+    if unexpected:
+        problems.append(f"unexpected {len(unexpected)}: {unexpected[:limit]}")
+    if mismatched:
+        problems.append(
+            "shape mismatch: "
+            + ", ".join(
+                f"{k} {tuple(given[k].shape)} vs {tuple(own[k].shape)}" for k in mismatched[:limit]
+            )
+        )
+    return problems, bool(mismatched)
 
 
 def _load_net_state(module, state: dict[str, torch.Tensor], strict: bool, origin: str) -> None:

@@ -410,6 +410,8 @@ def cvvdp(
             "cvvdp needs the ColorVideoVDP package, which is not installed: "
             "pip install hdrzoo[vdp]  (or: pip install cvvdp)"
         ) from err
+    # ColorVideoVDP reads `device.type`, so a device given as a string must become a torch.device.
+    device = None if device is None else torch.device(device)
     metric = pycvvdp.cvvdp(display_name=display, quiet=True, device=device)
     scores = []
     for test_image, reference_image in zip(p, t):

@@ -66,10 +66,25 @@ def test_merge_reports_missing_paths_and_unknown_models(tmp_path, capsys):
     assert "unknown model" in capsys.readouterr().err
 
 
+def models_table_rows(out: str) -> dict[str, list[str]]:
+    """``{name: cells}`` for each model's first line of the printed table."""
+    rows = {}
+    for line in out.splitlines():
+        cells = [cell.strip() for cell in line.strip("│ ").split("│")]
+        if len(cells) == 6 and cells[0] and cells[0] != "name":
+            rows[cells[0]] = cells
+    return rows
+
+
 def test_models_table_lists_classic_with_its_parameter_count(capsys):
     assert main(["models"]) == 0
-    out = capsys.readouterr().out
-    assert "classic" in out and "any" in out
+    rows = models_table_rows(capsys.readouterr().out)
+    # Parameter counts of MODELS.md; classic has none and takes any number of frames.
+    assert rows["classic"][1:2] + rows["classic"][3:5] == ["0", "any", "none needed"]
+    assert rows["safnet_s"][1] == "566,713" and rows["safnet_s"][3] == "3"
+    assert rows["safnet"][1] == "1,120,849" and rows["safnet"][3] == "3"
+    assert main(["models", "safnet*"]) == 0
+    assert set(models_table_rows(capsys.readouterr().out)) == {"safnet", "safnet_s"}
 
 
 def test_export_command_round_trips_a_checkpoint(tmp_path, monkeypatch, capsys):

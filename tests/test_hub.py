@@ -27,7 +27,7 @@ from safetensors.torch import save_file
 
 import hdrzoo
 from hdrzoo.errors import ModelError, WeightsError
-from hdrzoo.hub import create_model, export, list_models, load
+from hdrzoo.hub import create_model, export, list_models, load, load_weights_into
 
 # Hand count for TinyNet(channels=4): encode 4*3*3*3 + 4, norm 4 + 4, decode 3*4*3*3 + 3.
 TINY_PARAMETERS = 108 + 4 + 8 + 108 + 3
@@ -350,6 +350,38 @@ def test_foreign_checkpoint_is_converted_by_the_module(tiny, tmp_path):
     torch.save(official, tmp_path / "classic.pth")
     with pytest.raises(WeightsError, match="cannot convert foreign checkpoints"):
         load("classic", weights=tmp_path / "classic.pth")
+
+
+def test_load_weights_into_reads_every_single_file_kind_into_an_existing_module(tiny, tmp_path):
+    original = trained_tiny()
+    state = {k: v.contiguous() for k, v in original.net.state_dict().items()}
+    save_file(state, str(tmp_path / "net.safetensors"))
+    torch.save({"state_dict": {f"net.{k}": v for k, v in state.items()}}, tmp_path / "run.ckpt")
+    torch.save({"model": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "foreign.pth")
+    for name in ("net.safetensors", "run.ckpt", "foreign.pth"):
+        module = create_model(TINY)
+        load_weights_into(module, tmp_path / name)
+        assert_same_network(module, original)
+
+    del state["decode.bias"]
+    save_file(state, str(tmp_path / "partial.safetensors"))
+    with pytest.raises(WeightsError, match=r"partial\.safetensors.*missing 1"):
+        load_weights_into(create_model(TINY), tmp_path / "partial.safetensors")
+    with pytest.raises(WeightsError, match="does not exist"):
+        load_weights_into(create_model(TINY), tmp_path / "absent.ckpt")
+
+
+def test_init_weights_are_read_through_hub_when_a_trainer_sets_up(tiny, tmp_path):
+    original = trained_tiny()
+    save_file(
+        {k: v.contiguous() for k, v in original.net.state_dict().items()},
+        str(tmp_path / "w.safetensors"),
+    )
+    module = create_model(TINY)
+    module.use_init_weights(str(tmp_path / "w.safetensors"))
+    assert not torch.equal(module.net.encode.weight, original.net.encode.weight)  # nothing read yet
+    module.setup("fit")
+    assert_same_network(module, original)
 
 
 def _fit_tiny(root: Path) -> tuple[TinyModule, dict[str, torch.Tensor], Path]:

@@ -26,7 +26,7 @@ from torchmetrics import MeanMetric
 
 from hdrzoo.errors import HDRZooError, InputSizeError
 
-__all__ = ["NetOutput", "HDRModule", "check_frame_count", "state_dict_problems"]
+__all__ = ["NetOutput", "HDRModule", "check_frame_count"]
 
 EVAL_METRICS = ("psnr_mu", "psnr_l", "ssim_mu", "ssim_l")
 
@@ -54,35 +54,6 @@ def check_frame_count(net: nn.Module, num_frames: int, what: str = "input") -> N
         )
 
 
-def state_dict_problems(
-    own: dict[str, torch.Tensor], given: dict[str, torch.Tensor], limit: int | None = 5
-) -> tuple[list[str], bool]:
-    """Compare a state dict with a network's own: ``(problems, shapes_differ)``.
-
-    ``problems`` lists missing keys, unexpected keys and shape mismatches (the first ``limit``
-    of each; ``None``: all) as readable phrases; ``shapes_differ`` is true when a shared key has another shape,
-    which no ``strict=False`` can load.
-    """
-    missing = sorted(set(own) - set(given))
-    unexpected = sorted(set(given) - set(own))
-    mismatched = sorted(
-        k for k in set(own) & set(given) if tuple(own[k].shape) != tuple(given[k].shape)
-    )
-    problems = []
-    if missing:
-        problems.append(f"missing {len(missing)}: {missing[:limit]}")
-    if unexpected:
-        problems.append(f"unexpected {len(unexpected)}: {unexpected[:limit]}")
-    if mismatched:
-        problems.append(
-            "shape mismatch: "
-            + ", ".join(
-                f"{k} {tuple(given[k].shape)} vs {tuple(own[k].shape)}" for k in mismatched[:limit]
-            )
-        )
-    return problems, bool(mismatched)
-
-
 def _default_optimizer(params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=2e-4, weight_decay=1e-4)
 
@@ -105,6 +76,9 @@ class HDRModule(L.LightningModule):
     conventions: dict[str, Any] = {}
     """Input conventions of the model's reference weights (e.g. ``{"divisor": 65536}``); the
     CLI uses them as defaults when reading brackets."""
+    init_weights: str | None = None
+    """Weights file loaded into ``net`` when a Trainer first sets the module up (see
+    :meth:`use_init_weights`)."""
 
     def __init__(
         self,
@@ -145,6 +119,35 @@ class HDRModule(L.LightningModule):
         raise HDRZooError(
             f"{type(self).__name__} defines no training loss; it can be validated and tested only"
         )
+
+    # ---------------------------------------------------------- initial weights -----
+    def use_init_weights(self, source: str | None) -> None:
+        """Start from the weights in ``source`` (call it once ``self.net`` exists).
+
+        The file is read when a Trainer first calls :meth:`setup` (fit, validate, test or
+        predict), not here: building a module opens no file. Lightning calls ``setup`` before
+        it restores a checkpoint (resume, ``--ckpt_path``), so a checkpoint wins; weights
+        loaded into ``self.net`` by any route before that (``hdrzoo.load``) win as well.
+
+        Args:
+            source: any weights file :func:`hdrzoo.hub.load_weights_into` reads (``.pth``
+                the model converts, ``.safetensors``, Lightning ``.ckpt``), or ``None``.
+        """
+        self.init_weights = None if source is None else str(source)
+        self._init_weights_done = source is None
+        self.net.register_load_state_dict_post_hook(self._note_weights_loaded)
+
+    def _note_weights_loaded(self, module: nn.Module, incompatible_keys: Any) -> None:
+        self._init_weights_done = True
+
+    def setup(self, stage: str) -> None:
+        if self.init_weights is not None and not self._init_weights_done:
+            # File I/O lives in hub, which imports the models: import it when needed.
+            from hdrzoo.hub import load_weights_into
+
+            load_weights_into(self, self.init_weights)
+            # Only once: `fit` then `test` must test the trained network.
+            self._init_weights_done = True
 
     # ------------------------------------------------------------------ steps -----
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:

@@ -11,7 +11,6 @@ with ``strict=True`` and no renaming (see :func:`convert_official_state_dict`).
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,16 @@ from torch import nn
 
 from hdrzoo.errors import BracketError, InputSizeError, ModelError, WeightsError
 from hdrzoo.losses import CensusLoss, MuLawL1, VGGPerceptual
-from hdrzoo.models.base import HDRModule, NetOutput, check_frame_count, state_dict_problems
+from hdrzoo.models.base import HDRModule, NetOutput, check_frame_count
 from hdrzoo.models.registry import WeightTag, register_model
+from hdrzoo.ops.rowconv import (
+    cat_channels_last,
+    channels_last,
+    conv_module_rows,
+    conv_prelu_stack_rows,
+    empty_channels_last,
+    use_row_blocks,
+)
 from hdrzoo.ops.tonemap import GAMMA, mu_law, sort_by_exposure
 from hdrzoo.ops.warp import warp
 from hdrzoo.ops.windows import window_partition, window_reverse
@@ -33,7 +40,6 @@ __all__ = [
     "SAFNet",
     "SAFNetModule",
     "convert_official_state_dict",
-    "load_official_weights",
     "merge_hdr",
 ]
 
@@ -42,77 +48,6 @@ DIV_FLOW = 20.0
 """The refine nets see flows divided by this (official ``div_flow``)."""
 FEATURES = 40
 """Channels of every encoder stage and of each third of the decoder."""
-_BLOCK_BYTES = 24 * 2**20
-"""Size of the row blocks of CPU inference (see :func:`_conv_rows`)."""
-
-
-def _channels_last(x: torch.Tensor) -> torch.Tensor:
-    # oneDNN (CPU) and cuDNN run these 3x3 convs markedly faster on NHWC tensors.
-    return x.contiguous(memory_format=torch.channels_last)
-
-
-def _cat_channels_last(parts: list[torch.Tensor]) -> torch.Tensor:
-    return _channels_last(torch.cat(parts, 1))
-
-
-def _use_row_blocks(x: torch.Tensor) -> bool:
-    """Full-resolution CPU inference runs the refine nets in row blocks (no autograd there)."""
-    return x.device.type == "cpu" and not torch.is_grad_enabled()
-
-
-def _empty_channels_last(like: torch.Tensor, channels: int) -> torch.Tensor:
-    batch, _, height, width = like.shape
-    return torch.empty(
-        (batch, channels, height, width),
-        dtype=like.dtype,
-        device=like.device,
-        memory_format=torch.channels_last,
-    )
-
-
-def _conv_rows(
-    x: torch.Tensor,
-    conv: nn.Conv2d,
-    out: torch.Tensor,
-    prelu: nn.PReLU | None = None,
-    residual: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """``out = prelu(conv(x) + residual)`` for a stride-1 "same" conv, computed in row blocks.
-
-    Why: a full-resolution activation (e.g. 32 x 1000 x 1500 floats) is larger than glibc's
-    largest mmap threshold (32 MiB), so every fresh one is mapped and page-faulted in (the
-    kernel zeroes it) and costs about as much as the PReLU that fills it. Blocks of at most
-    ``_BLOCK_BYTES`` recycle heap memory, and ``out`` is a buffer the caller reuses between
-    layers. Each block reads ``padding`` extra rows above and below (zeros at the image
-    border) and convolves without vertical padding, so no output row is computed twice.
-
-    Args:
-        x: input ``(B, C_in, H, W)``.
-        conv: the convolution (its weights, bias, dilation, groups and horizontal padding).
-        out: preallocated ``(B, C_out, H, W)``, not overlapping ``x`` or ``residual``.
-        prelu: optional PReLU applied last.
-        residual: optional ``(B, C_out, H, W)`` added before the PReLU.
-
-    Returns:
-        ``out``.
-    """
-    pad_h, pad_w = conv.padding
-    batch, channels_in, height, width = x.shape
-    row_bytes = batch * width * max(channels_in, conv.out_channels) * x.element_size()
-    rows = max(1, _BLOCK_BYTES // row_bytes)
-    for top in range(0, height, rows):
-        bottom = min(top + rows, height)
-        first, last = top - pad_h, bottom + pad_h
-        block = x[:, :, max(first, 0) : min(last, height)]
-        if first < 0 or last > height:
-            block = F.pad(block, (0, 0, max(-first, 0), max(last - height, 0)))
-        y = F.conv2d(
-            block, conv.weight, conv.bias, conv.stride, (0, pad_w), conv.dilation, conv.groups
-        )
-        if residual is not None:
-            y += residual[:, :, top:bottom]
-        out[:, :, top:bottom] = y if prelu is None else F.prelu(y, prelu.weight)
-    return out
 
 
 def _convrelu(
@@ -205,7 +140,7 @@ class Decoder(nn.Module):
         mask0: torch.Tensor,
         mask2: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = _cat_channels_last([warp(f0, flow0), f1, warp(f2, flow2), flow0, flow2, mask0, mask2])
+        x = cat_channels_last([warp(f0, flow0), f1, warp(f2, flow2), flow0, flow2, mask0, mask2])
         x = self.conv1(x)
         x = channel_shuffle(self.conv2(x), 3)
         x = channel_shuffle(self.conv3(x), 3)
@@ -290,25 +225,18 @@ class RefineNetS(nn.Module):
             mask2,
             hdr_m,
         ]
-        if _use_row_blocks(hdr_m):
+        if use_row_blocks(hdr_m):
             residual = self._forward_row_blocks(parts)
         else:
-            x = _cat_channels_last(parts)
+            x = cat_channels_last(parts)
             for layer in (self.conv1, self.conv2, self.conv3, self.conv4, self.conv5, self.conv6):
                 x = layer(x)
             residual = self.conv7(x)
         return torch.clamp(residual.contiguous() + hdr_m, 0.0, 1.0)
 
     def _forward_row_blocks(self, parts: list[torch.Tensor]) -> torch.Tensor:
-        # Two full-resolution buffers for the whole stack; the 27-channel input is assembled
-        # in the first 27 channels of the second one.
-        buffer_a = _empty_channels_last(parts[-1], self.conv1[0].out_channels)
-        buffer_b = torch.empty_like(buffer_a)
-        x = buffer_b[:, : self.conv1[0].in_channels]
-        torch.cat(parts, 1, out=x)
-        for layer in (self.conv1, self.conv2, self.conv3, self.conv4, self.conv5, self.conv6):
-            x = _conv_rows(x, layer[0], buffer_a, prelu=layer[1])
-            buffer_a, buffer_b = buffer_b, buffer_a
+        layers = (self.conv1, self.conv2, self.conv3, self.conv4, self.conv5, self.conv6)
+        x = conv_prelu_stack_rows(parts, [(layer[0], layer[1]) for layer in layers])
         return self.conv7(x)
 
 
@@ -329,8 +257,8 @@ class ResBlock(nn.Module):
         self, x: torch.Tensor, hidden: torch.Tensor, out: torch.Tensor
     ) -> torch.Tensor:
         """The same in row blocks (CPU inference) with caller-owned buffers ``hidden``, ``out``."""
-        _conv_rows(x, self.conv1[0], hidden, prelu=self.conv1[1])
-        return _conv_rows(hidden, self.conv2, out, prelu=self.prelu, residual=x)
+        conv_module_rows(x, self.conv1[0], hidden, prelu=self.conv1[1])
+        return conv_module_rows(hidden, self.conv2, out, prelu=self.prelu, residual=x)
 
 
 class RefineNet(nn.Module):
@@ -362,13 +290,13 @@ class RefineNet(nn.Module):
     ) -> torch.Tensor:
         del aligned  # this refine net aligns features, not images
         side = [img1, flow0 / DIV_FLOW, flow2 / DIV_FLOW, mask0, mask2, hdr_m]
-        if _use_row_blocks(hdr_m):
+        if use_row_blocks(hdr_m):
             residual = self._forward_row_blocks(img0, img2, side, flow0, flow2)
         else:
-            feat0 = self.conv0(_channels_last(img0))
-            feat1 = self.conv1(_cat_channels_last(side))
-            feat2 = self.conv2(_channels_last(img2))
-            x = _cat_channels_last([warp(feat0, flow0), feat1, warp(feat2, flow2)])
+            feat0 = self.conv0(channels_last(img0))
+            feat1 = self.conv1(cat_channels_last(side))
+            feat2 = self.conv2(channels_last(img2))
+            x = cat_channels_last([warp(feat0, flow0), feat1, warp(feat2, flow2)])
             for block in self.resblocks():
                 x = block(x)
             residual = self.conv3(x)
@@ -387,20 +315,22 @@ class RefineNet(nn.Module):
     ) -> torch.Tensor:
         # Three 80-channel buffers serve every layer: the feature stage works in channel
         # slices of `hidden` and writes its result straight into the slices of `x`.
-        x = _empty_channels_last(img0, 80)
+        x = empty_channels_last(img0, 80)
         hidden = torch.empty_like(x)
         spare = torch.empty_like(x)
         for img, branch, flow, target in (
             (img0, self.conv0, flow0, x[:, 0:20]),
             (img2, self.conv2, flow2, x[:, 60:80]),
         ):
-            first = _conv_rows(_channels_last(img), branch[0][0], hidden[:, 0:20], branch[0][1])
-            second = _conv_rows(first, branch[1][0], hidden[:, 20:40], branch[1][1])
+            first = conv_module_rows(
+                channels_last(img), branch[0][0], hidden[:, 0:20], branch[0][1]
+            )
+            second = conv_module_rows(first, branch[1][0], hidden[:, 20:40], branch[1][1])
             target.copy_(warp(second, flow))
         side_input = hidden[:, 0:15]
         torch.cat(side, 1, out=side_input)
-        first = _conv_rows(side_input, self.conv1[0][0], hidden[:, 40:80], self.conv1[0][1])
-        _conv_rows(first, self.conv1[1][0], x[:, 20:60], self.conv1[1][1])
+        first = conv_module_rows(side_input, self.conv1[0][0], hidden[:, 40:80], self.conv1[0][1])
+        conv_module_rows(first, self.conv1[1][0], x[:, 20:60], self.conv1[1][1])
         for block in self.resblocks():
             x, spare = block.forward_rows(x, hidden, spare), x
         return self.conv3(x)
@@ -520,7 +450,7 @@ class SAFNet(nn.Module):
                 for img in (img0, img1, img2)
             )
         # One encoder pass over the three frames stacked along the batch.
-        feats = self.encoder(_channels_last(torch.cat([img0, img1, img2], 0)))
+        feats = self.encoder(channels_last(torch.cat([img0, img1, img2], 0)))
         feats0, feats1, feats2 = zip(*(f.chunk(3, 0) for f in feats))
         coarse = feats1[3]
         flow0 = coarse.new_zeros(coarse.shape[0], 2, *coarse.shape[-2:])
@@ -613,90 +543,6 @@ class SAFNet(nn.Module):
         img0, img1, img2 = self.encode_inputs(ldr, exposures, ref)
         return self.forward_images(img0, img1, img2, refine=refine)
 
-    # ----------------------------------------------------------------- weights -----
-    @classmethod
-    def from_official(
-        cls, path: str | os.PathLike, variant: str | None = None, **kwargs: Any
-    ) -> SAFNet:
-        """Build a SAFNet from an official ``.pth`` (variant detected from its tensors if not given)."""
-        state = convert_official_state_dict(_load_pickle_safely(path), source=str(path))
-        if variant is None:
-            variant = "s" if "refinenet.conv7.weight" in state else "full"
-        net = cls(variant=variant, **kwargs)
-        _load_strict(net, state, str(path))
-        return net
-
-
-def _load_pickle_safely(path: str | os.PathLike) -> Any:
-    if not os.path.isfile(path):
-        raise WeightsError(f"SAFNet weights file {os.fspath(path)} does not exist")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling failures come in many types
-        raise WeightsError(
-            f"{os.fspath(path)} could not be read with torch.load(weights_only=True) ({err}); "
-            "is it an official SAFNet .pth, complete and not corrupted?"
-        ) from err
-
-
-def convert_official_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:
-    """Official SAFNet checkpoint -> hdrzoo ``SAFNet`` state dict (the names are the same).
-
-    Accepts a plain ``state_dict``, a dict holding one under ``"state_dict"`` (or ``"model"``),
-    and ``module.`` prefixes left by ``DataParallel``/DDP.
-
-    Args:
-        obj: what ``torch.load(path, map_location="cpu", weights_only=True)`` returned.
-        source: file name used in error messages.
-
-    Returns:
-        ``{name: tensor}`` ready for ``SAFNet.load_state_dict(..., strict=True)``.
-    """
-    for key in ("state_dict", "model"):
-        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
-            obj = obj[key]
-    if not isinstance(obj, Mapping) or not obj:
-        raise WeightsError(
-            f"{source}: expected a SAFNet state_dict (a mapping of tensor names to tensors), "
-            f"got {type(obj).__name__}"
-        )
-    state = {}
-    for name, value in obj.items():
-        if not isinstance(value, torch.Tensor):
-            raise WeightsError(
-                f"{source}: entry {name!r} is a {type(value).__name__}, not a tensor; "
-                "this is not a SAFNet state_dict"
-            )
-        while name.startswith("module."):
-            name = name[len("module.") :]
-        state[name] = value
-    return state
-
-
-def _load_strict(net: SAFNet, state: Mapping[str, torch.Tensor], source: str) -> None:
-    problems, _ = state_dict_problems(net.state_dict(), dict(state), limit=None)
-    if problems:
-        raise WeightsError(
-            f"{source} does not fit SAFNet variant {net.variant!r}: {'; '.join(problems)}. "
-            "Use variant='s' for SAFNet_S_*.pth and variant='full' for SAFNet_*.pth."
-        )
-    net.load_state_dict(state, strict=True)
-
-
-def load_official_weights(net: SAFNet, path: str | os.PathLike) -> SAFNet:
-    """Load an official SAFNet(-S) ``.pth`` into ``net`` (``strict=True``, ``weights_only=True``).
-
-    Args:
-        net: the network to fill; its variant must match the file.
-        path: the official checkpoint, e.g. ``SAFNet_S_siggraph17.pth``.
-
-    Returns:
-        ``net`` with the weights loaded.
-    """
-    state = convert_official_state_dict(_load_pickle_safely(path), source=os.fspath(path))
-    _load_strict(net, state, os.fspath(path))
-    return net
-
 
 # ----------------------------------------------------------------- LightningModule -----
 PAPER = (
@@ -774,10 +620,11 @@ class SAFNetModule(HDRModule):
         perceptual_weight: weight of the VGG term in ``L_r`` (paper 0.01). ``0`` skips it and
             never downloads VGG19 (offline training).
         census_weight: weight of the census term in ``L_m`` (1).
-        init_weights: an official SAFNet(-S) ``.pth`` (or a ``.safetensors`` network state
-            dict) loaded once when a Trainer first sets the module up (fit, validate, test,
-            predict): fine-tune from it, or evaluate it. A checkpoint Lightning restores
-            (resume, ``--ckpt_path``) overrides it.
+        init_weights: an official SAFNet(-S) ``.pth``, a ``.safetensors`` network state dict
+            or a Lightning ``.ckpt``, loaded (strict, by :func:`hdrzoo.hub.load_weights_into`)
+            once when a Trainer first sets the module up (fit, validate, test, predict):
+            fine-tune from it, or evaluate it. A checkpoint Lightning restores (resume,
+            ``--ckpt_path``) or weights given to ``hdrzoo.load`` override it.
         optimizer: ``params -> Optimizer`` (CLI ``--optimizer``); default AdamW(2e-4, wd 1e-4).
         lr_scheduler: ``optimizer -> LRScheduler`` (CLI ``--lr_scheduler``).
     """
@@ -812,11 +659,7 @@ class SAFNetModule(HDRModule):
         self.merge_weight = float(merge_weight)
         self.perceptual_weight = float(perceptual_weight)
         self.census_weight = float(census_weight)
-        self.init_weights = init_weights
-        self._init_weights_loaded = False
-        # Weights loaded into the network by any other route (hdrzoo.load, a checkpoint
-        # restore) take precedence over init_weights.
-        self.net.register_load_state_dict_post_hook(self._mark_weights_loaded)
+        self.use_init_weights(init_weights)
         self.mulaw_l1 = MuLawL1()
         self.census = CensusLoss(7)
         self.perceptual = VGGPerceptual() if perceptual_weight > 0 else None
@@ -825,34 +668,6 @@ class SAFNetModule(HDRModule):
     def convert_foreign_weights(self, raw: Any, path: Path) -> dict[str, torch.Tensor]:
         """Official checkpoint contents -> ``self.net`` state dict (used by ``hdrzoo.load``)."""
         return convert_official_state_dict(raw, source=str(path))
-
-    def load_init_weights(self) -> None:
-        """Load ``init_weights`` into the network (strict; called by :meth:`setup`)."""
-        if self.init_weights is None:
-            return
-        path = Path(self.init_weights).expanduser()
-        if path.suffix.lower() == ".safetensors":
-            from safetensors.torch import load_file
-
-            if not path.is_file():
-                raise WeightsError(f"SAFNetModule: init_weights {path} does not exist")
-            try:
-                state = load_file(str(path), device="cpu")
-            except Exception as err:  # safetensors raises several types for broken files
-                raise WeightsError(f"{path} is not a readable safetensors file ({err})") from err
-            _load_strict(self.net, state, str(path))
-        else:
-            load_official_weights(self.net, path)
-
-    def _mark_weights_loaded(self, module: nn.Module, incompatible_keys: Any) -> None:
-        self._init_weights_loaded = True
-
-    def setup(self, stage: str) -> None:
-        # Lightning calls setup before it restores a checkpoint (resume, --ckpt_path), so a
-        # checkpoint always wins; and only once, so `fit` then `test` tests the trained net.
-        if not self._init_weights_loaded:
-            self.load_init_weights()
-            self._init_weights_loaded = True
 
     # ---------------------------------------------------------------- training -----
     def training_forward(self, batch: dict[str, Any]) -> NetOutput:
@@ -906,3 +721,39 @@ class SAFNetModule(HDRModule):
 
 def _tonemap(x: torch.Tensor) -> torch.Tensor:
     return mu_law(x.clamp(min=0.0))
+
+
+# ------------------------------------------------------ foreign checkpoints -----
+def convert_official_state_dict(obj: Any, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """Official SAFNet checkpoint -> hdrzoo ``SAFNet`` state dict (the names are the same).
+
+    Accepts a plain ``state_dict``, a dict holding one under ``"state_dict"`` (or ``"model"``),
+    and ``module.`` prefixes left by ``DataParallel``/DDP.
+
+    Args:
+        obj: the loaded checkpoint, as :func:`hdrzoo.hub.read_weights_file` returns it
+            (``torch.load`` with ``weights_only=True``, tensors on the CPU).
+        source: file name used in error messages.
+
+    Returns:
+        ``{name: tensor}`` ready for ``SAFNet.load_state_dict(..., strict=True)``.
+    """
+    for key in ("state_dict", "model"):
+        if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
+            obj = obj[key]
+    if not isinstance(obj, Mapping) or not obj:
+        raise WeightsError(
+            f"{source}: expected a SAFNet state_dict (a mapping of tensor names to tensors), "
+            f"got {type(obj).__name__}"
+        )
+    state = {}
+    for name, value in obj.items():
+        if not isinstance(value, torch.Tensor):
+            raise WeightsError(
+                f"{source}: entry {name!r} is a {type(value).__name__}, not a tensor; "
+                "this is not a SAFNet state_dict"
+            )
+        while name.startswith("module."):
+            name = name[len("module.") :]
+        state[name] = value
+    return state

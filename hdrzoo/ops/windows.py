@@ -4,6 +4,8 @@ The one padding helper of the zoo: networks declare ``size_multiple`` and ``merg
 the bottom and right edges with :func:`pad_to_multiple`, then :func:`crop` restores the
 original size. :func:`window_partition` cuts a batch into square windows stacked along
 the batch dimension (SAFNet's window-partition cropping); :func:`window_reverse` undoes it.
+All four are differentiable (gradients flow back through the padding, the crop and the
+windows; ``tests/ops/test_windows.py`` gradchecks them in float64).
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ _PAD_MODES = ("reflect", "replicate", "constant", "circular")
 
 
 def _pad_bottom_right(x: torch.Tensor, pad_h: int, pad_w: int, mode: str) -> torch.Tensor:
+    if mode == "circular":
+        # Indexing wraps any number of times; F.pad's circular mode refuses pads larger than
+        # the image.
+        rows = torch.arange(x.shape[-2] + pad_h, device=x.device) % x.shape[-2]
+        cols = torch.arange(x.shape[-1] + pad_w, device=x.device) % x.shape[-1]
+        return x[..., rows[:, None], cols]
     if mode != "reflect":
         return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
     # Reflect padding must be smaller than the axis; pad in steps so that a small image can
@@ -88,6 +96,10 @@ def crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
 
     Returns:
         View ``(..., height, width)``.
+
+    Example:
+        >>> crop(torch.rand(1, 3, 32, 32), 30, 17).shape
+        torch.Size([1, 3, 30, 17])
     """
     if x.shape[-2] < height or x.shape[-1] < width:
         raise InputSizeError(
@@ -136,6 +148,11 @@ def window_reverse(windows: torch.Tensor, ws: int, height: int, width: int) -> t
 
     Returns:
         ``(B, C, H, W)``.
+
+    Example:
+        >>> x = torch.rand(2, 6, 64, 96)
+        >>> torch.equal(window_reverse(window_partition(x, 32), 32, 64, 96), x)
+        True
     """
     if windows.ndim != 4 or windows.shape[-2:] != (ws, ws):
         raise InputSizeError(

@@ -264,7 +264,6 @@ def kalantari_root(tmp_path):
 
 @pytest.mark.parametrize("divisor", [65535, 65536])
 def test_kalantari_module_reads_the_files_it_was_given(kalantari_root, divisor):
-    pytest.importorskip("hdrzoo.data.datasets")
     dm = Kalantari17DataModule(str(kalantari_root), crop_size=32, batch_size=2, divisor=divisor)
     dm.setup("fit")
     assert len(dm.train_set) == 3 and len(dm.val_set) == 2  # no val folder: test validates
@@ -282,7 +281,6 @@ def test_kalantari_module_reads_the_files_it_was_given(kalantari_root, divisor):
 
 
 def test_kalantari_module_eval_crops_and_patch_cache(kalantari_root, tmp_path):
-    pytest.importorskip("hdrzoo.data.datasets")
     cache = tmp_path / "patches"
     dm = Kalantari17DataModule(
         str(kalantari_root),
@@ -310,7 +308,6 @@ def test_whole_frame_training_turns_quarter_turns_off(kalantari_root):
 
 
 def test_missing_root_names_the_folder_and_the_layout(tmp_path):
-    pytest.importorskip("hdrzoo.data.datasets")
     missing = tmp_path / "nowhere"
     dm = Kalantari17DataModule(str(missing))
     with pytest.raises(HDRZooError, match="nowhere") as info:
@@ -323,7 +320,6 @@ def _bracket(seed: int, size: int = 32) -> Bracket:
 
 
 def test_challenge123_tel23_and_ntire_modules(tmp_path):
-    pytest.importorskip("hdrzoo.data.datasets")
     from hdrzoo.io import write_bracket
 
     challenge = tmp_path / "Challenge123"
@@ -357,7 +353,6 @@ def test_challenge123_tel23_and_ntire_modules(tmp_path):
 
 
 def test_challenge123_download_fetches_from_the_hub_into_root(tmp_path, monkeypatch):
-    pytest.importorskip("hdrzoo.data.datasets")
     import huggingface_hub
 
     from hdrzoo.io import write_bracket
@@ -392,7 +387,6 @@ def test_challenge123_download_fetches_from_the_hub_into_root(tmp_path, monkeypa
 
 
 def test_challenge123_download_offline_says_where_to_put_the_data(tmp_path, monkeypatch):
-    pytest.importorskip("hdrzoo.data.datasets")
     import huggingface_hub.constants
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -16,18 +16,13 @@ import pytest
 import tifffile
 import torch
 
+import hdrzoo
 from hdrzoo.errors import BracketError, HDRZooError, InputSizeError, ModelError, WeightsError
 from hdrzoo.io import read_hdr
-from hdrzoo.models import safnet as safnet_module
 from hdrzoo.models.base import NetOutput
 from hdrzoo.models.classic import ClassicMerge
-from hdrzoo.models.safnet import (
-    SAFNet,
-    channel_shuffle,
-    convert_official_state_dict,
-    load_official_weights,
-    merge_hdr,
-)
+from hdrzoo.models.safnet import SAFNet, channel_shuffle, convert_official_state_dict, merge_hdr
+from hdrzoo.ops import rowconv
 
 SCENES = ("courtyard", "forest")
 AUX_KEYS = ("hdr_m", "flow0", "flow2", "mask0", "mask2")
@@ -103,7 +98,12 @@ def two_threads():
 
 @pytest.fixture(scope="module")
 def safnet_s_official(safnet_s_fixture: Path) -> SAFNet:
-    return SAFNet.from_official(safnet_s_fixture / "SAFNet_S_siggraph17.pth").eval()
+    return load_official("safnet_s", safnet_s_fixture / "SAFNet_S_siggraph17.pth")
+
+
+def load_official(name: str, path: Path) -> SAFNet:
+    """The network of ``hdrzoo.load(name, weights=path)`` (an official ``.pth``), in eval mode."""
+    return hdrzoo.load(name, weights=path, perceptual_weight=0.0).net.eval()
 
 
 def state_dict_shapes(path: Path) -> list[tuple[str, tuple[int, ...]]]:
@@ -190,8 +190,8 @@ def test_merge_matches_the_normalised_weight_formula_for_any_masks():
 @pytest.mark.parametrize("variant", ["s", "full"])
 @pytest.mark.parametrize("block_bytes", [1, 20_000])
 def test_cpu_row_block_inference_equals_the_autograd_path(monkeypatch, variant, block_bytes):
-    # Tiny blocks (one row; a few rows) exercise the halo and border handling of _conv_rows.
-    monkeypatch.setattr(safnet_module, "_BLOCK_BYTES", block_bytes)
+    # Tiny blocks (one row; a few rows) exercise the halo and border handling of the row blocks.
+    monkeypatch.setattr(rowconv, "BLOCK_BYTES", block_bytes)
     torch.manual_seed(2)
     net = SAFNet(variant).eval()
     for p in net.parameters():  # random non-trivial PReLU slopes, negative ones included
@@ -267,31 +267,38 @@ def test_official_checkpoint_wrappers_and_module_prefix_are_accepted(safnet_s_fi
     wrapped = {"state_dict": {f"module.{k}": v for k, v in raw.items()}, "epoch": 3}
     path = tmp_path / "wrapped.pth"
     torch.save(wrapped, path)
-    net = load_official_weights(SAFNet("s"), path)
+    net = load_official("safnet_s", path)
     for name, value in net.state_dict().items():
         assert torch.equal(value, raw[name])
     assert convert_official_state_dict(raw).keys() == raw.keys()
+    assert convert_official_state_dict({"model": wrapped["state_dict"]}).keys() == raw.keys()
 
 
 def test_loading_the_wrong_variant_names_the_file_and_the_keys(safnet_s_fixture):
     path = safnet_s_fixture / "SAFNet_S_siggraph17.pth"
+    full_keys, s_keys = SAFNet("full").state_dict().keys(), SAFNet("s").state_dict().keys()
     with pytest.raises(WeightsError) as info:
-        load_official_weights(SAFNet("full"), path)
+        load_official("safnet", path)
     message = str(info.value)
     assert str(path) in message
-    assert "refinenet.resblock1.conv1.0.weight" in message  # missing
-    assert "refinenet.conv7.weight" in message  # unexpected
+    assert f"missing {len(full_keys - s_keys)}" in message
+    assert sorted(full_keys - s_keys)[0] in message
+    assert f"unexpected {len(s_keys - full_keys)}" in message
+    assert sorted(s_keys - full_keys)[0] in message
+    assert "variant" in message
 
 
 def test_unreadable_or_missing_weights_raise_weights_error(tmp_path):
     with pytest.raises(WeightsError, match="does not exist"):
-        load_official_weights(SAFNet("s"), tmp_path / "nope.pth")
+        load_official("safnet_s", tmp_path / "nope.pth")
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsError, match="garbage.pth"):
-        load_official_weights(SAFNet("s"), garbage)
+        load_official("safnet_s", garbage)
     with pytest.raises(WeightsError, match="not a tensor"):
         convert_official_state_dict({"encoder.x": 3}, source="f.pth")
+    with pytest.raises(WeightsError, match="expected a SAFNet state_dict"):
+        convert_official_state_dict([1, 2], source="f.pth")
 
 
 # -------------------------------------------------------------------- parity ----------
@@ -382,7 +389,7 @@ def test_safnet_s_contract_forward_matches_official_outputs(
 
 def test_full_safnet_random_weights_match_official_outputs(shared, safnet_s_fixture):
     folder = shared / "reference" / "safnet"
-    net = SAFNet.from_official(folder / "SAFNet_random_seed0.pth").eval()
+    net = load_official("safnet", folder / "SAFNet_random_seed0.pth")
     assert net.variant == "full"
     inputs = official_input_tensors(safnet_s_fixture / "scenes" / "courtyard")
     with torch.no_grad():

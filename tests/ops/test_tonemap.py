@@ -9,6 +9,8 @@ from hdrzoo.ops.tonemap import (
     inverse_mu_law,
     linearize,
     mu_law,
+    normalize_exposures,
+    reinhard,
     sort_by_exposure,
     triangle_hi,
     triangle_lo,
@@ -81,3 +83,50 @@ def test_sort_by_exposure_reindexes_the_reference():
     assert s_ldr[0, :, 0, 0, 0].tolist() == [1.0, 2.0, 0.0]
     assert s_ref.tolist() == [1]
     assert math.isclose(float(s_ldr[0, s_ref[0], 0, 0, 0]), 2.0)
+
+
+# ------------------------------------------------------------- gradients (float64) -----
+def away_from_kinks(*shape: int) -> torch.Tensor:
+    """float64 values in (0.05, 0.95) at least 0.05 from the triangles' kink at 0.5."""
+    x = torch.rand(*shape, dtype=torch.float64) * 0.4 + 0.05
+    flip = torch.rand(*shape) < 0.5
+    return torch.where(flip, x + 0.5, x).requires_grad_()
+
+
+@pytest.mark.parametrize(
+    "op", [mu_law, inverse_mu_law, reinhard, triangle_mid, triangle_hi, triangle_lo]
+)
+def test_pointwise_curves_pass_float64_gradcheck(op):
+    torch.manual_seed(0)
+    assert torch.autograd.gradcheck(op, (away_from_kinks(2, 3, 4),))
+
+
+def test_linearize_and_exposure_normalisation_pass_float64_gradcheck():
+    torch.manual_seed(0)
+    ldr = away_from_kinks(2, 3, 3, 2, 2)
+    exposures = torch.tensor([[1.0, 4.0, 16.0], [2.0, 3.0, 9.0]], dtype=torch.float64)
+    exposures.requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, t: linearize(a, t, gamma=2.2), (ldr, exposures))
+    # Distinct exposures: the minimum's gradient is defined.
+    assert torch.autograd.gradcheck(normalize_exposures, (exposures,))
+
+
+def test_sort_by_exposure_passes_float64_gradcheck():
+    torch.manual_seed(0)
+    ldr = away_from_kinks(2, 3, 3, 2, 2)
+    exposures = torch.tensor([[4.0, 1.0, 16.0], [9.0, 2.0, 3.0]], dtype=torch.float64)
+    exposures.requires_grad_()
+    ref = torch.tensor([0, 2])
+
+    def sorted_values(a: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ldr_sorted, t_sorted, _ = sort_by_exposure(a, t, ref)
+        return ldr_sorted, t_sorted
+
+    assert torch.autograd.gradcheck(sorted_values, (ldr, exposures))
+
+
+@pytest.mark.parametrize("n,ref", [(3, 1), (5, 0), (5, 4), (4, 2)])
+def test_classic_weights_pass_float64_gradcheck(n, ref):
+    torch.manual_seed(n + ref)
+    ldr = away_from_kinks(1, n, 2, 2, 2)
+    assert torch.autograd.gradcheck(lambda a: classic_weights(a, ref), (ldr,))

@@ -47,6 +47,15 @@ def test_other_pad_modes_match_numpy(mode):
     )
 
 
+# (3, 2) to a multiple of 8 pads by more than the image itself.
+@pytest.mark.parametrize("shape", [(1, 2, 5, 6), (2, 1, 3, 2)])
+def test_circular_padding_matches_numpy_wrap_even_beyond_the_image(shape):
+    x = np.random.default_rng(2).random(shape)
+    padded, (pad_h, pad_w) = pad_to_multiple(torch.from_numpy(x), 8, mode="circular")
+    expected = np.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w)), mode="wrap")
+    np.testing.assert_array_equal(padded.numpy(), expected)
+
+
 def test_pad_rejects_bad_arguments():
     with pytest.raises(InputSizeError, match="multiple"):
         pad_to_multiple(torch.rand(1, 1, 4, 4), 0)
@@ -81,3 +90,18 @@ def test_windows_reject_sizes_that_are_not_multiples():
         window_partition(torch.rand(1, 3, 10, 8), 4)
     with pytest.raises(InputSizeError, match="whole"):
         window_reverse(torch.rand(3, 1, 4, 4), 4, 8, 8)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "constant", "circular"])
+def test_pad_and_crop_pass_float64_gradcheck(mode):
+    # A 3 x 2 image padded to a multiple of 8: reflect pads in several steps.
+    x = torch.rand(1, 2, 3, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: pad_to_multiple(t, 8, mode)[0], (x,))
+    assert torch.autograd.gradcheck(lambda t: crop(t, 2, 1), (x,))
+
+
+def test_window_partition_and_reverse_pass_float64_gradcheck():
+    x = torch.rand(2, 2, 4, 6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: window_partition(t, 2), (x,))
+    windows = torch.rand(12, 2, 2, 2, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: window_reverse(t, 2, 4, 6), (windows,))
