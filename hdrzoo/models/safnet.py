@@ -129,6 +129,16 @@ class Decoder(nn.Module):
         self.conv4 = _convrelu(width, width, groups=3)
         self.conv5 = _convrelu(width, width)
         self.conv6 = nn.ConvTranspose2d(width, 6, 4, stride=2, padding=1, bias=True)
+        # Departure from PyTorch's default init (the paper does not state one): the head
+        # starts at zero, so an untrained network begins from zero flows and masks of exactly
+        # 0.5. With the default init each of the four levels adds random flow of order one
+        # pixel, amplified 2x per level (up to 16x at full resolution): the warped frames start
+        # as garbage, the selection masks learn to shut them out, the flows then receive no
+        # gradient through the merge, and training can settle on returning the reference
+        # frame (seed 0 of the demo recipe did; docs/models/safnet.md). Official weights
+        # overwrite this init, so parity is unaffected.
+        nn.init.zeros_(self.conv6.weight)
+        nn.init.zeros_(self.conv6.bias)
 
     def forward(
         self,

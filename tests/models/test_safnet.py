@@ -642,3 +642,18 @@ def test_hdrzoo_merge_cli_prints_the_official_psnr_on_the_fixture_scenes(
     row = next(line for line in capsys.readouterr().out.splitlines() if scene in line)
     printed = float(row.split("│")[3])  # columns: scene, status, PSNR-mu, PSNR-L, output
     assert printed == pytest.approx(psnr_mu, abs=0.01)
+
+
+@pytest.mark.parametrize("variant", ["s", "full"])
+def test_untrained_network_starts_from_zero_flows_and_half_masks(variant):
+    # The zero-initialised flow/mask head (docs/models/safnet.md, "Initialisation"): an
+    # untrained SAFNet aligns nothing and weighs every frame as the plain triangle merge / 2.
+    torch.manual_seed(0)
+    net = SAFNet(variant).eval()
+    ldr = torch.rand(1, 3, 3, 40, 56)
+    with torch.no_grad():
+        out = net(ldr, torch.tensor([[1.0, 4.0, 16.0]]), torch.tensor([1]))
+    assert torch.equal(out.aux["flow0"], torch.zeros_like(out.aux["flow0"]))
+    assert torch.equal(out.aux["flow2"], torch.zeros_like(out.aux["flow2"]))
+    assert torch.equal(out.aux["mask0"], torch.full_like(out.aux["mask0"], 0.5))
+    assert torch.equal(out.aux["mask2"], torch.full_like(out.aux["mask2"], 0.5))
