@@ -147,6 +147,7 @@ class Bracket:
 
     @property
     def num_frames(self) -> int:
+        """N, the number of frames of the bracket."""
         return int(self.ldr.shape[0])
 
     @property
