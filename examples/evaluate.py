@@ -72,7 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = load_model(args)
         if args.weights is None and any(True for _ in model.parameters()):
-            print(f"error: {args.model} needs --weights (random weights score nothing)", file=sys.stderr)
+            print(
+                f"error: {args.model} needs --weights (random weights score nothing)",
+                file=sys.stderr,
+            )
             return 2
         divisor = args.divisor or model.conventions.get("divisor", 65535)
         scenes = discover_scenes(args.root, args.dataset, args.split)[: args.limit]

@@ -138,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"after {args.steps} step(s): PSNR-mu {after:.2f} dB (before {before:.2f} dB)")
-    print(f"wrote {out / 'last.ckpt'} and {out / 'model'} (load with hdrzoo.load('local-dir:{out / 'model'}'))")
+    print(
+        f"wrote {out / 'last.ckpt'} and {out / 'model'} (load with hdrzoo.load('local-dir:{out / 'model'}'))"
+    )
     return 0
 
 
