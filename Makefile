@@ -4,14 +4,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.hdrzoo-installed
 
-.PHONY: demo test test-all test-vdp lint bench clean
+.PHONY: demo test test-all test-vdp docs lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	# The pinned pair first: an unpinned torch would pull a multi-GB CUDA build.
 	$(PY) -m pip install torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -e ".[dev]"
+	# docs: tests/test_docs.py builds the site with `mkdocs build --strict` in `make test`.
+	$(PY) -m pip install -e ".[dev,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -29,11 +30,14 @@ test-vdp: $(STAMP)
 	$(PY) -m pip install -e ".[dev,vdp]"
 	HDRZOO_REQUIRE_VDP=1 HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests/test_metrics.py -k cvvdp
 
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --site-dir site
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check hdrzoo tests benchmarks
+	$(VENV)/bin/ruff check hdrzoo tests benchmarks examples
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist site *.egg-info .pytest_cache .ruff_cache

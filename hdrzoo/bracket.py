@@ -69,7 +69,7 @@ class Bracket:
 
     Frames need not be sorted by exposure; models sort internally where they need to.
 
-    Example:
+    Examples:
         >>> b = Bracket(torch.rand(3, 3, 8, 8), torch.tensor([1.0, 4.0, 16.0]), ref=1)
         >>> b.batch()["ldr"].shape
         torch.Size([1, 3, 3, 8, 8])
@@ -147,6 +147,7 @@ class Bracket:
 
     @property
     def num_frames(self) -> int:
+        """N, the number of frames of the bracket."""
         return int(self.ldr.shape[0])
 
     @property

@@ -48,7 +48,7 @@ def time_left_s(
     whichever bound comes first. ``None`` while nothing can be said (no bound, or a step
     bound and no step done yet).
 
-    Example:
+    Examples:
         >>> time_left_s(step=10, elapsed_s=20.0, max_steps=40, max_seconds=180.0)
         60.0
         >>> time_left_s(step=10, elapsed_s=20.0, max_steps=None, max_seconds=30.0)

@@ -119,7 +119,7 @@ def load(
         cache_dir: Hub cache folder (default: the Hugging Face cache).
         **overrides: constructor arguments that replace the stored ones (e.g. sampler settings).
 
-    Example:
+    Examples:
         >>> model = load("classic")
         >>> model.frames is None
         True

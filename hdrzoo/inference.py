@@ -18,7 +18,7 @@ import torch
 
 from hdrzoo.bracket import Bracket
 from hdrzoo.errors import HDRZooError, InputSizeError
-from hdrzoo.models.base import check_frame_count
+from hdrzoo.models.base import HDRModule, check_frame_count
 from hdrzoo.ops.windows import crop, pad_to_multiple
 
 __all__ = ["merge", "as_bracket", "tile_starts", "blend_window", "DEFAULT_MAX_PIXELS"]
@@ -130,7 +130,7 @@ def _run_padded(
 
 
 def merge(
-    module,
+    module: HDRModule,
     bracket: Any,
     exposures: Any = None,
     ref: int | None = None,

@@ -234,7 +234,7 @@ def psnr_l(pred: ArrayLike, target: ArrayLike, reduction: Reduction = "mean") ->
         float64 tensor, scalar for ``"mean"`` or ``(B,)`` for ``"none"``, in dB (``inf`` for
         identical images).
 
-    Example:
+    Examples:
         >>> t = torch.full((3, 8, 8), 0.5, dtype=torch.float64)
         >>> round(float(psnr_l(t + 0.1, t)), 6)
         20.0
@@ -254,7 +254,7 @@ def psnr_mu(pred: ArrayLike, target: ArrayLike, reduction: Reduction = "mean") -
     Returns:
         float64 tensor, scalar or ``(B,)``, in dB (``inf`` for identical images).
 
-    Example:
+    Examples:
         >>> float(psnr_mu(torch.zeros(3, 8, 8), torch.ones(3, 8, 8)))  # MSE of mu-law = 1
         0.0
     """
@@ -451,7 +451,7 @@ def evaluate(
     Returns:
         ``{name: value}`` as Python floats, in the order of ``metrics``.
 
-    Example:
+    Examples:
         >>> t = torch.full((3, 16, 16), 0.5, dtype=torch.float64)
         >>> {k: round(v, 6) for k, v in evaluate(t + 0.1, t, metrics=("psnr_l",)).items()}
         {'psnr_l': 20.0}

@@ -41,7 +41,7 @@ class BracketAugment(nn.Module):
             every frame and the ground truth) with probability ``p``.
         p: probability of each of the transforms above.
 
-    Example:
+    Examples:
         >>> aug = BracketAugment()
         >>> batch = {"ldr": torch.rand(2, 3, 3, 8, 8), "gt": torch.rand(2, 3, 8, 8)}
         >>> out = aug(batch)

@@ -7,7 +7,7 @@ after the transfer, with one :class:`~hdrzoo.data.augment.BracketAugment` shared
 frames and the ground truth. Batches follow the data contract: ``ldr (B, N, 3, H, W)``,
 ``exposures (B, N)``, ``ref (B,)``, ``gt (B, 3, H, W)``, ``name`` (list of str).
 
-Example:
+Examples:
     >>> dm = SyntheticDataModule(train_size=8, crop_size=32)
     >>> dm.setup("fit")
     >>> next(iter(dm.train_dataloader()))["ldr"].shape

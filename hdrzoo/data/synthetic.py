@@ -9,7 +9,7 @@ The capture is a noisy, clipped, gamma-encoded and quantised exposure of each fr
 
 Everything is drawn from generators seeded by ``seed``: the same seed gives the same bytes.
 
-Example:
+Examples:
     >>> bracket = synthesize(0, size=(64, 64), n_frames=3)
     >>> bracket.ldr.shape, bracket.ref
     (torch.Size([3, 3, 64, 64]), 1)
@@ -430,7 +430,7 @@ def procedural_radiance(
     Returns:
         Non-negative radiance ``(3, H, W)``, float32.
 
-    Example:
+    Examples:
         >>> r = procedural_radiance(32, 48, torch.Generator().manual_seed(0))
         >>> r.shape, bool((r >= 0).all())
         (torch.Size([3, 32, 48]), True)
@@ -859,7 +859,7 @@ def synthesize(seed: int, config: SyntheticConfig | None = None, **overrides: An
         ``config``, ``source``, ``saturated`` (fraction of saturated pixels per frame),
         ``camera`` (the homographies) and ``objects``.
 
-    Example:
+    Examples:
         >>> b = synthesize(3, size=(64, 96), evs=(-3, 0, 3), bit_depth=8)
         >>> b.exposures.tolist(), tuple(b.meta["flow"].shape)
         ([1.0, 8.0, 64.0], (3, 2, 64, 96))
@@ -1013,7 +1013,7 @@ class SyntheticDataset(torch.utils.data.Dataset):
         crop_size: if given, frames are generated at this size (int or ``(H, W)``) instead
             of ``config.size`` (generating at the crop size is cheaper than cropping).
 
-    Example:
+    Examples:
         >>> ds = SyntheticDataset(4, seed=10, crop_size=32)
         >>> ds[1]["ldr"].shape
         torch.Size([3, 3, 32, 32])

@@ -56,7 +56,7 @@ def read_bracket(
         ``t = 2 ** (ev - min ev)``, ``gt`` ``(3, H, W)`` or None, ``name`` (scene folder or id)
         and ``meta`` (source, layout, divisor, bit_depth, frames, exposure source, gt, gamma).
 
-    Example:
+    Examples:
         >>> bracket = read_bracket("Test/EXTRA/001", divisor=65536)  # doctest: +SKIP
     """
     path = Path(path)

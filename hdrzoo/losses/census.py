@@ -43,7 +43,7 @@ class CensusLoss(nn.Module):
         ``prediction``, ``target``: ``(B, C, H, W)``, typically mu-law tone-mapped images in
         [0, 1]. Returns a scalar. No gradient flows into ``target``.
 
-    Example:
+    Examples:
         >>> loss = CensusLoss()
         >>> x = torch.rand(1, 3, 16, 16)
         >>> float(loss(x, x))

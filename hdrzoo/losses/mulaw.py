@@ -22,7 +22,7 @@ class MuLawL1(nn.Module):
         ``prediction``, ``target``: linear HDR of the same shape, e.g. ``(B, 3, H, W)``.
         Returns a scalar.
 
-    Example:
+    Examples:
         >>> loss = MuLawL1()
         >>> float(loss(torch.ones(1, 3, 2, 2), torch.zeros(1, 3, 2, 2)))
         1.0

@@ -43,7 +43,7 @@ class VGGPerceptual(nn.Module):
         WeightsError: on first use, when the ImageNet weights cannot be downloaded (offline,
             ``HF_HUB_OFFLINE=1``); train without the perceptual term (weight 0) instead.
 
-    Example:
+    Examples:
         >>> loss = VGGPerceptual(layers=("relu1_2",), pretrained=False)
         >>> x = torch.rand(1, 3, 32, 32)
         >>> float(loss(x, x))

@@ -59,6 +59,7 @@ class WeightTag:
     notes: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """The tag's fields as a JSON-able dict."""
         return asdict(self)
 
 
@@ -75,9 +76,11 @@ class ModelEntry:
 
     @property
     def default_tag(self) -> WeightTag | None:
+        """The tag ``pretrained=True`` loads (the first registered), or None when none is published."""
         return next(iter(self.weights.values()), None)
 
     def tag(self, tag: str) -> WeightTag:
+        """The weight tag named ``tag`` (e.g. ``"kalantari17"``); a ``ModelError`` lists the known ones."""
         if tag not in self.weights:
             known = ", ".join(f"{self.name}.{t}" for t in self.weights) or "none"
             raise ModelError(f"model {self.name!r} has no weight tag {tag!r}; known tags: {known}")
@@ -133,6 +136,7 @@ def register_model(
 
 
 def registered_names(pattern: str | None = None) -> list[str]:
+    """Sorted names of the registered models, optionally filtered by a glob ``pattern`` (``"safnet*"``)."""
     names = sorted(_REGISTRY)
     if pattern:
         names = [n for n in names if fnmatch.fnmatch(n, pattern)]
@@ -140,6 +144,7 @@ def registered_names(pattern: str | None = None) -> list[str]:
 
 
 def get_entry(name: str) -> ModelEntry:
+    """The :class:`ModelEntry` registered as ``name``; a ``ModelError`` lists the available names."""
     if name not in _REGISTRY:
         raise ModelError(
             f"unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))} (see `hdrzoo models`)"

@@ -361,7 +361,7 @@ class SAFNet(nn.Module):
         ``flow0``, ``flow2 (B, 2, H, W)`` in pixels (reference -> short / long frame,
         channel 0 = x), ``mask0``, ``mask2 (B, 1, H, W)`` in [0, 1]. Any H, W >= 1.
 
-    Example:
+    Examples:
         >>> net = SAFNet("s").eval()
         >>> out = net(torch.rand(1, 3, 3, 37, 53), torch.tensor([[1.0, 4.0, 16.0]]), torch.tensor([1]))
         >>> out.hdr.shape, out.aux["flow0"].shape

@@ -51,7 +51,7 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
     Returns:
         The same values ``(B, C, H, W)``, stored NHWC.
 
-    Example:
+    Examples:
         >>> channels_last(torch.zeros(1, 3, 4, 5)).is_contiguous(memory_format=torch.channels_last)
         True
     """
@@ -61,7 +61,7 @@ def channels_last(x: torch.Tensor) -> torch.Tensor:
 def cat_channels_last(parts: Sequence[torch.Tensor]) -> torch.Tensor:
     """Concatenate ``(B, C_i, H, W)`` tensors along channels into one channels-last tensor.
 
-    Example:
+    Examples:
         >>> cat_channels_last([torch.zeros(1, 2, 3, 3), torch.ones(1, 1, 3, 3)]).shape
         torch.Size([1, 3, 3, 3])
     """
@@ -78,7 +78,7 @@ def empty_channels_last(like: torch.Tensor, channels: int) -> torch.Tensor:
     Returns:
         ``(B, channels, H, W)``, stored NHWC.
 
-    Example:
+    Examples:
         >>> empty_channels_last(torch.zeros(2, 3, 5, 7), 8).shape
         torch.Size([2, 8, 5, 7])
     """
@@ -97,7 +97,7 @@ def use_row_blocks(x: torch.Tensor) -> bool:
     Row blocks write in place (no autograd) and only pay off where memory is mapped lazily
     (the CPU allocator), so training and GPU inference keep the plain layer-by-layer path.
 
-    Example:
+    Examples:
         >>> with torch.no_grad():
         ...     use_row_blocks(torch.zeros(1))
         True
@@ -147,7 +147,7 @@ def conv2d_rows(
     Returns:
         ``out``, ``(B, C_out, H, W_out)`` with ``W_out = W + 2 p_w - d_w (k_w - 1)``.
 
-    Example:
+    Examples:
         >>> x, w = torch.randn(1, 4, 9, 7), torch.randn(6, 2, 3, 3)
         >>> y = conv2d_rows(x, w, padding=2, dilation=2, groups=2, block_bytes=1)
         >>> torch.allclose(y, F.conv2d(x, w, padding=2, dilation=2, groups=2), atol=1e-5)
@@ -197,7 +197,7 @@ def conv_module_rows(
 ) -> torch.Tensor:
     """:func:`conv2d_rows` with the weights of an ``nn.Conv2d`` (stride 1) and an ``nn.PReLU``.
 
-    Example:
+    Examples:
         >>> conv, prelu = nn.Conv2d(3, 5, 3, padding=1), nn.PReLU(5)
         >>> x = torch.randn(2, 3, 7, 9)
         >>> with torch.no_grad():
@@ -240,7 +240,7 @@ def conv_prelu_stack_rows(
     Returns:
         ``(B, C_last, H, W)``, a channel slice of one of the two buffers.
 
-    Example:
+    Examples:
         >>> layers = [(nn.Conv2d(3, 8, 3, padding=1), nn.PReLU(8)), (nn.Conv2d(8, 4, 1), None)]
         >>> a, b = torch.randn(1, 1, 6, 5), torch.randn(1, 2, 6, 5)
         >>> with torch.no_grad():

@@ -45,7 +45,7 @@ def mu_law(x: torch.Tensor, mu: float = MU) -> torch.Tensor:
     Returns:
         Tensor of ``x``'s shape, in [0, 1] for ``x`` in [0, 1].
 
-    Example:
+    Examples:
         >>> float(mu_law(torch.tensor(1.0)))
         1.0
     """
@@ -182,7 +182,7 @@ def classic_weights(ldr_sorted: torch.Tensor, ref: int) -> torch.Tensor:
     Returns:
         Weights ``(B, N, C, H, W)``.
 
-    Example:
+    Examples:
         >>> w = classic_weights(torch.rand(1, 3, 3, 4, 4), ref=1)
         >>> bool(torch.allclose(w.sum(1), torch.ones(1, 3, 4, 4)))
         True

@@ -52,7 +52,7 @@ def base_grid(
         ``[..., 1]`` = ``linspace(-1, 1, H)`` along y. Shared between calls: do not modify it
         in place.
 
-    Example:
+    Examples:
         >>> base_grid(2, 3)[0, :, :, 0]
         tensor([[-1.,  0.,  1.],
                 [-1.,  0.,  1.]])
@@ -75,7 +75,7 @@ def warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     Returns:
         Warped tensor ``(B, C, H, W)``.
 
-    Example:
+    Examples:
         >>> x = torch.arange(6.0).view(1, 1, 2, 3)
         >>> flow = torch.zeros(1, 2, 2, 3)
         >>> flow[:, 0] = 1.0  # sample one pixel to the right

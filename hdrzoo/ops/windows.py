@@ -60,7 +60,7 @@ def pad_to_multiple(
         ``(padded, (pad_h, pad_w))`` with ``padded`` of shape
         ``(..., H + pad_h, W + pad_w)``; :func:`crop` with the original ``H, W`` undoes it.
 
-    Example:
+    Examples:
         >>> padded, pads = pad_to_multiple(torch.rand(1, 3, 30, 17), 16)
         >>> padded.shape, pads
         (torch.Size([1, 3, 32, 32]), (2, 15))
@@ -120,7 +120,7 @@ def window_partition(x: torch.Tensor, ws: int) -> torch.Tensor:
         ``(B * nH * nW, C, ws, ws)`` with ``nH = H / ws``, ``nW = W / ws``; the window in
         row ``i``, column ``j`` of sample ``b`` is at index ``b * nH * nW + i * nW + j``.
 
-    Example:
+    Examples:
         >>> window_partition(torch.rand(2, 6, 64, 96), 32).shape
         torch.Size([12, 6, 32, 32])
     """
