@@ -55,7 +55,7 @@ def mu_law(x: torch.Tensor, mu: float = MU) -> torch.Tensor:
 def inverse_mu_law(y: torch.Tensor, mu: float = MU) -> torch.Tensor:
     """Inverse of :func:`mu_law`: ``x = ((1 + mu) ** y - 1) / mu``.
 
-    Example:
+    Examples:
         >>> x = torch.tensor([0.0, 0.01, 1.0])
         >>> torch.allclose(inverse_mu_law(mu_law(x)), x)
         True
@@ -73,7 +73,7 @@ def reinhard(x: torch.Tensor, exposure: float = 1.0) -> torch.Tensor:
     Returns:
         Values in [0, 1) of ``x``'s shape.
 
-    Example:
+    Examples:
         >>> reinhard(torch.tensor([0.0, 1.0, 3.0]))
         tensor([0.0000, 0.5000, 0.7500])
     """
@@ -92,7 +92,7 @@ def linearize(ldr: torch.Tensor, exposures: torch.Tensor, gamma: float = GAMMA) 
     Returns:
         Linear frames of ``ldr``'s shape.
 
-    Example:
+    Examples:
         >>> ldr = torch.full((2, 1, 1, 1), 0.5)
         >>> linearize(ldr, torch.tensor([1.0, 4.0]), gamma=2.0).flatten()
         tensor([0.2500, 0.0625])
@@ -103,7 +103,7 @@ def linearize(ldr: torch.Tensor, exposures: torch.Tensor, gamma: float = GAMMA) 
 def normalize_exposures(exposures: torch.Tensor) -> torch.Tensor:
     """Exposure times relative to the shortest one of each bracket: ``t / min(t)`` over the last dim.
 
-    Example:
+    Examples:
         >>> normalize_exposures(torch.tensor([[0.5, 2.0, 8.0]]))
         tensor([[ 1.,  4., 16.]])
     """
@@ -124,7 +124,7 @@ def sort_by_exposure(
         ``(ldr_sorted, exposures_sorted, ref_sorted)`` with ``ref`` re-indexed to the new order.
         Differentiable with respect to ``ldr`` and ``exposures`` (a permutation).
 
-    Example:
+    Examples:
         >>> ldr = torch.arange(3.0).view(1, 3, 1, 1, 1)
         >>> _, t, ref = sort_by_exposure(ldr, torch.tensor([[4.0, 1.0, 16.0]]), torch.tensor([0]))
         >>> t, ref
@@ -141,7 +141,7 @@ def sort_by_exposure(
 def triangle_mid(x: torch.Tensor) -> torch.Tensor:
     """``1 - |2x - 1|``: well-exposedness of an LDR value, peak 1 at 0.5.
 
-    Example:
+    Examples:
         >>> triangle_mid(torch.tensor([0.0, 0.25, 0.5, 1.0]))
         tensor([0.0000, 0.5000, 1.0000, 0.0000])
     """
@@ -151,7 +151,7 @@ def triangle_mid(x: torch.Tensor) -> torch.Tensor:
 def triangle_hi(x: torch.Tensor) -> torch.Tensor:
     """``max(0, 2x - 1)``: how much a too-bright reference hands to shorter exposures.
 
-    Example:
+    Examples:
         >>> triangle_hi(torch.tensor([0.25, 0.75]))
         tensor([0.0000, 0.5000])
     """
@@ -161,7 +161,7 @@ def triangle_hi(x: torch.Tensor) -> torch.Tensor:
 def triangle_lo(x: torch.Tensor) -> torch.Tensor:
     """``max(0, 1 - 2x)``: how much a too-dark reference hands to longer exposures.
 
-    Example:
+    Examples:
         >>> triangle_lo(torch.tensor([0.25, 0.75]))
         tensor([0.5000, 0.0000])
     """

@@ -97,7 +97,7 @@ def crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
     Returns:
         View ``(..., height, width)``.
 
-    Example:
+    Examples:
         >>> crop(torch.rand(1, 3, 32, 32), 30, 17).shape
         torch.Size([1, 3, 30, 17])
     """
@@ -149,7 +149,7 @@ def window_reverse(windows: torch.Tensor, ws: int, height: int, width: int) -> t
     Returns:
         ``(B, C, H, W)``.
 
-    Example:
+    Examples:
         >>> x = torch.rand(2, 6, 64, 96)
         >>> torch.equal(window_reverse(window_partition(x, 32), 32, 64, 96), x)
         True
