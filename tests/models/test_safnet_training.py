@@ -15,9 +15,8 @@ import torch
 import hdrzoo
 from hdrzoo import metrics
 from hdrzoo.cli import main
-from hdrzoo.data.modules import SyntheticDataModule
 from hdrzoo.data.synthetic import synthesize
-from hdrzoo.hub import create_model
+from hdrzoo.demo import demo_recipe
 from hdrzoo.ops.tonemap import linearize
 
 HELD_OUT_SEED = 3_000_000  # disjoint from training (0..), validation (1e6..) and test (2e6..)
@@ -31,35 +30,41 @@ def _reference_alone(bracket) -> torch.Tensor:
     return linearize(bracket.ldr[bracket.ref], bracket.exposures[bracket.ref : bracket.ref + 1])[0]
 
 
-def test_safnet_s_trained_from_scratch_on_cpu_beats_classic_and_the_reference_frame():
+DEMO_STEPS = 80
+DEFAULT_SEEDS = (0, 1, 2)  # seed 0 collapsed to the reference frame before the head's zero init
+SLOW_SEEDS = (3, 4, 5, 6, 7)
+
+
+@pytest.mark.parametrize(
+    "seed", [*DEFAULT_SEEDS, *(pytest.param(s, marks=pytest.mark.slow) for s in SLOW_SEEDS)]
+)
+def test_safnet_s_trained_from_scratch_with_the_demo_recipe_beats_the_reference_frame(seed):
+    # The demo's recipe (hdrzoo.demo.demo_recipe), 80 steps. A run that collapses to
+    # returning the reference frame scores the reference frame's PSNR-mu to 0.01 dB, so the
+    # 1 dB margin fails it.
     torch.set_num_threads(2)
-    L.seed_everything(0, verbose=False)
-    module = create_model(
-        "safnet_s",
-        perceptual_weight=0.0,  # no ImageNet weights offline; the census + mu-law terms remain
-        window_size=64,  # window-partition cropping: 128 crops, 64 refine windows
-        optimizer=lambda params: torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-4),
-    )
+    module, data, recipe = demo_recipe("safnet_s", seed=seed)
     trainer = L.Trainer(
         accelerator="cpu",
-        max_steps=80,
+        max_steps=DEMO_STEPS,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         limit_val_batches=0,
         num_sanity_val_steps=0,
+        **recipe,
     )
-    trainer.fit(module, datamodule=SyntheticDataModule(crop_size=128, batch_size=4, seed=0))
-    assert trainer.global_step == 80
+    trainer.fit(module, datamodule=data)
+    assert trainer.global_step == DEMO_STEPS
 
     scenes = [synthesize(HELD_OUT_SEED + i, size=(128, 192)) for i in range(6)]
     learned = _mean_psnr_mu(module.merge, scenes)
     classic = _mean_psnr_mu(hdrzoo.load("classic").merge, scenes)
     reference = _mean_psnr_mu(_reference_alone, scenes)
-    # Measured here: about 29.2 vs 26.9 (reference alone) and 22.3 (classic) dB.
-    assert learned > reference + 1.0, (learned, reference)
-    assert learned > classic + 3.0, (learned, classic)
+    # Measured on seeds 0-4: 28.0-30.1 dB against 26.9 (reference alone), 22.3 (classic).
+    assert learned > reference + 1.0, (seed, learned, reference)
+    assert learned > classic + 3.0, (seed, learned, classic)
 
 
 FIXTURE_PSNR_MU = {"courtyard": 33.2079, "forest": 37.3750}
