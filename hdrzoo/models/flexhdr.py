@@ -79,7 +79,9 @@ class ExposureConfidence(nn.Module):
     def __init__(self, alpha: float = 0.1, beta: float = 0.9) -> None:
         super().__init__()
         if not (0.0 < alpha < 0.5 < beta < 1.0):
-            raise ModelError(f"ExposureConfidence: need 0 < alpha < 0.5 < beta < 1, got {alpha}, {beta}")
+            raise ModelError(
+                f"ExposureConfidence: need 0 < alpha < 0.5 < beta < 1, got {alpha}, {beta}"
+            )
         self.p_alpha = nn.Parameter(torch.tensor(_probability_logit(2.0 * alpha)))
         self.p_beta = nn.Parameter(torch.tensor(_probability_logit(2.0 * beta - 1.0)))
 
@@ -193,7 +195,9 @@ class MergeNet(nn.Module):
         self.conv1 = nn.Conv2d(FEATURES, FEATURES, 3, padding=1)
         self.conv2 = nn.Conv2d(FEATURES, 3, 3, padding=1)
 
-    def forward(self, attended: torch.Tensor, reference: torch.Tensor, streams: int) -> torch.Tensor:
+    def forward(
+        self, attended: torch.Tensor, reference: torch.Tensor, streams: int
+    ) -> torch.Tensor:
         """``attended = A_i * F_i^w (B n, 64, H, W)``, ``reference = F_r (B, 64, H, W)`` -> ``(B, 3, H, W)``."""
         m0 = _lrelu(self.conv0(attended))
         grouped = self.grdb(m0, after_block=lambda k, y: self.fusions[k](y, streams))
@@ -236,10 +240,14 @@ class FlexHDR(nn.Module):
     size_multiple = 8
     min_size = 16
 
-    def __init__(self, iterations: int = 8, correlation: str = "auto", gamma: float = GAMMA) -> None:
+    def __init__(
+        self, iterations: int = 8, correlation: str = "auto", gamma: float = GAMMA
+    ) -> None:
         super().__init__()
         if correlation not in CORRELATIONS:
-            raise ModelError(f"FlexHDR: correlation must be one of {CORRELATIONS}, got {correlation!r}")
+            raise ModelError(
+                f"FlexHDR: correlation must be one of {CORRELATIONS}, got {correlation!r}"
+            )
         if not isinstance(iterations, int) or iterations < 1:
             raise ModelError(f"FlexHDR: iterations must be a positive integer, got {iterations!r}")
         self.iterations = iterations
@@ -295,13 +303,26 @@ class FlexHDR(nn.Module):
             others = per_frame[:, 1:].flatten(0, 1)
             others_confidence = per_frame_confidence[:, 1:].flatten(0, 1)
             warped = torch.cat(
-                [per_frame[:, :1], warp(others, flows).view(batch, frames - 1, FEATURES, height, width)], 1
-            )
-            warped_confidence = torch.cat(
-                [per_frame_confidence[:, :1], warp(others_confidence, flows).view(batch, frames - 1, 1, height, width)],
+                [
+                    per_frame[:, :1],
+                    warp(others, flows).view(batch, frames - 1, FEATURES, height, width),
+                ],
                 1,
             )
-            flows = torch.cat([flows.new_zeros(batch, 1, 2, height, width), flows.view(batch, frames - 1, 2, height, width)], 1)
+            warped_confidence = torch.cat(
+                [
+                    per_frame_confidence[:, :1],
+                    warp(others_confidence, flows).view(batch, frames - 1, 1, height, width),
+                ],
+                1,
+            )
+            flows = torch.cat(
+                [
+                    flows.new_zeros(batch, 1, 2, height, width),
+                    flows.view(batch, frames - 1, 2, height, width),
+                ],
+                1,
+            )
         else:
             warped, warped_confidence = per_frame, per_frame_confidence
             flows = features.new_zeros(batch, 1, 2, height, width)
@@ -315,7 +336,9 @@ class FlexHDR(nn.Module):
         aux = {
             "flows": _gather_frames(flows, inverse),
             "confidences": _gather_frames(per_frame_confidence, inverse),
-            "attention": _gather_frames(attention.mean(1, keepdim=True).view(batch, frames, 1, height, width), inverse),
+            "attention": _gather_frames(
+                attention.mean(1, keepdim=True).view(batch, frames, 1, height, width), inverse
+            ),
         }
         return NetOutput(hdr=hdr, aux=aux)
 
@@ -363,7 +386,10 @@ class FlexHDRModule(HDRModule):
     ) -> None:
         super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler)
         self.save_hyperparameters(ignore=["optimizer", "lr_scheduler"])
-        for name, value in (("photometric_weight", photometric_weight), ("perceptual_weight", perceptual_weight)):
+        for name, value in (
+            ("photometric_weight", photometric_weight),
+            ("perceptual_weight", perceptual_weight),
+        ):
             if not value >= 0:
                 raise ModelError(f"FlexHDRModule: {name} must be >= 0, got {value}")
         self.net = FlexHDR(iterations=iterations, correlation=correlation)

@@ -154,7 +154,9 @@ def _check_coords(coords: torch.Tensor, batch: int, height: int, width: int) -> 
         )
 
 
-def corr_lookup(pyramid: Sequence[torch.Tensor], coords: torch.Tensor, radius: int = 3) -> torch.Tensor:
+def corr_lookup(
+    pyramid: Sequence[torch.Tensor], coords: torch.Tensor, radius: int = 3
+) -> torch.Tensor:
     """Sample the correlation pyramid in a ``(2r+1)^2`` window around each correspondence.
 
     For source pixel ``p`` with current target position ``c(p)``, level ``k`` is sampled
@@ -342,9 +344,15 @@ class FlowEncoder(nn.Module):
         d1, d2, d3 = dims
         self.conv1 = nn.Conv2d(in_channels, d1, 3, stride=2, padding=1)
         self.norm1 = _norm(norm, d1)
-        self.layer1 = nn.Sequential(BottleneckBlock(d1, d1, 1, norm), BottleneckBlock(d1, d1, 1, norm))
-        self.layer2 = nn.Sequential(BottleneckBlock(d1, d2, 2, norm), BottleneckBlock(d2, d2, 1, norm))
-        self.layer3 = nn.Sequential(BottleneckBlock(d2, d3, 2, norm), BottleneckBlock(d3, d3, 1, norm))
+        self.layer1 = nn.Sequential(
+            BottleneckBlock(d1, d1, 1, norm), BottleneckBlock(d1, d1, 1, norm)
+        )
+        self.layer2 = nn.Sequential(
+            BottleneckBlock(d1, d2, 2, norm), BottleneckBlock(d2, d2, 1, norm)
+        )
+        self.layer3 = nn.Sequential(
+            BottleneckBlock(d2, d3, 2, norm), BottleneckBlock(d3, d3, 1, norm)
+        )
         self.share = share
         self.fuse2 = StreamFusion(d2) if share else None
         self.fuse3 = StreamFusion(d3) if share else None

@@ -53,8 +53,12 @@ def test_matches_a_float64_loop_implementation():
     frame = rng.random((2, 3, 5, 6)) * 0.5 - 0.05  # a few negatives: clamped before the tone map
     flow = rng.uniform(-2, 2, (2, 2, 5, 6))
     conf_ref, conf_frame = rng.random((2, 1, 5, 6)), rng.random((2, 1, 5, 6))
-    got = MaskedPhotometric()(*(torch.from_numpy(a) for a in (ref, frame, flow, conf_ref, conf_frame)))
-    assert float(got) == pytest.approx(loss_by_loops(ref, frame, flow, conf_ref, conf_frame), abs=1e-10)
+    got = MaskedPhotometric()(
+        *(torch.from_numpy(a) for a in (ref, frame, flow, conf_ref, conf_frame))
+    )
+    assert float(got) == pytest.approx(
+        loss_by_loops(ref, frame, flow, conf_ref, conf_frame), abs=1e-10
+    )
 
 
 def test_zero_for_the_true_flow_and_positive_otherwise():
@@ -85,6 +89,11 @@ def test_mask_is_detached_and_flow_gets_gradients():
 def test_an_empty_mask_gives_zero_not_nan_and_shapes_are_checked():
     ref = torch.rand(1, 3, 4, 4)
     zeros = torch.zeros(1, 1, 4, 4)
-    assert float(MaskedPhotometric()(ref, torch.rand(1, 3, 4, 4), torch.zeros(1, 2, 4, 4), zeros, zeros)) == 0.0
+    assert (
+        float(
+            MaskedPhotometric()(ref, torch.rand(1, 3, 4, 4), torch.zeros(1, 2, 4, 4), zeros, zeros)
+        )
+        == 0.0
+    )
     with pytest.raises(HDRZooError, match="flow"):
         MaskedPhotometric()(ref, ref, torch.zeros(1, 2, 4, 5), zeros, zeros)

@@ -33,7 +33,10 @@ def net() -> FlexHDR:
 def random_bracket(batch: int, frames: int, height: int = 16, width: int = 24, seed: int = 0):
     generator = torch.Generator().manual_seed(seed)
     ldr = torch.rand(batch, frames, 3, height, width, generator=generator)
-    exposures = 4.0 ** torch.stack([torch.randperm(frames, generator=generator) for _ in range(batch)]).float()
+    exposures = (
+        4.0
+        ** torch.stack([torch.randperm(frames, generator=generator) for _ in range(batch)]).float()
+    )
     return ldr, exposures
 
 
@@ -77,7 +80,9 @@ def test_output_is_invariant_to_permuting_the_frames(net, frames):
             permuted = net(ldr[:, perm], exposures[:, perm], new_ref)
             torch.testing.assert_close(permuted.hdr, out.hdr, rtol=0, atol=1e-5)
             # Per-frame outputs follow their frames.
-            torch.testing.assert_close(permuted.aux["flows"], out.aux["flows"][:, perm], rtol=0, atol=1e-4)
+            torch.testing.assert_close(
+                permuted.aux["flows"], out.aux["flows"][:, perm], rtol=0, atol=1e-4
+            )
 
 
 def test_reference_choice_matters(net):
