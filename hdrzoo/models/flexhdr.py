@@ -233,12 +233,15 @@ class FlexHDR(nn.Module):
         int) -> :class:`NetOutput` with ``hdr (B, 3, H, W)`` in [0, 1] and ``aux``:
         ``flows (B, N, 2, H, W)`` (pixels, zero for the reference), ``confidences
         (B, N, 1, H, W)`` (E_i, unwarped), ``attention (B, N, 1, H, W)`` (channel mean of
-        A_i), all in the input's frame order. H and W must be multiples of 8 and at least 16.
+        A_i), all in the input's frame order. H and W must be multiples of 8; maps smaller
+        than 16 pixels run edge-padded to 16 (instance normalisation at 1/8 needs more than
+        one pixel) and are cropped back.
     """
 
     frames = None
     size_multiple = 8
     min_size = 16
+    """Smaller inputs are edge-padded to this size inside ``forward``."""
 
     def __init__(
         self, iterations: int = 8, correlation: str = "auto", gamma: float = GAMMA
@@ -264,10 +267,10 @@ class FlexHDR(nn.Module):
             )
         height, width = ldr.shape[-2:]
         m = self.size_multiple
-        if height % m or width % m or min(height, width) < self.min_size:
+        if height % m or width % m or min(height, width) < 1:
             raise InputSizeError(
-                f"FlexHDR: H and W must be multiples of {m} and at least {self.min_size}, got "
-                f"{height}x{width}; pad the frames (merge() reflect-pads and crops back for you)"
+                f"FlexHDR: H and W must be multiples of {m}, got {height}x{width}; pad the "
+                "frames (merge() reflect-pads and crops back for you)"
             )
         if exposures.shape != ldr.shape[:2]:
             raise InputSizeError(
@@ -284,6 +287,20 @@ class FlexHDR(nn.Module):
         if not torch.is_tensor(ref):
             ref = torch.full((ldr.shape[0],), int(ref), dtype=torch.long, device=ldr.device)
         self._check(ldr, exposures, ref)
+        height, width = ldr.shape[-2:]
+        if min(height, width) >= self.min_size:
+            return self._forward(ldr, exposures, ref)
+        # Instance normalisation at 1/8 needs more than one pixel: run tiny inputs
+        # edge-padded to the minimum size and crop every output back.
+        pad = (0, max(0, self.min_size - width), 0, max(0, self.min_size - height))
+        padded = F.pad(ldr.flatten(0, 1), pad, mode="replicate").unflatten(0, ldr.shape[:2])
+        out = self._forward(padded, exposures, ref)
+        return NetOutput(
+            hdr=out.hdr[..., :height, :width],
+            aux={key: value[..., :height, :width] for key, value in out.aux.items()},
+        )
+
+    def _forward(self, ldr: torch.Tensor, exposures: torch.Tensor, ref: torch.Tensor) -> NetOutput:
         batch, frames, _, height, width = ldr.shape
         # The reference goes first; nothing else depends on the frames' order.
         order = reference_first_order(ref, frames)

@@ -101,6 +101,14 @@ def test_any_number_of_frames_runs_including_one(net):
         assert out.hdr.shape == (1, 3, 16, 24) and torch.isfinite(out.hdr).all()
 
 
+def test_maps_smaller_than_16_pixels_run_padded_and_come_back_at_their_size(net):
+    ldr, exposures = random_bracket(1, 3, 8, 24)
+    with torch.no_grad():
+        out = net(ldr, exposures, torch.tensor([1]))
+    assert out.hdr.shape == (1, 3, 8, 24) and torch.isfinite(out.hdr).all()
+    assert out.aux["flows"].shape == (1, 3, 2, 8, 24)
+
+
 def test_on_demand_correlation_gives_the_all_pairs_result():
     torch.manual_seed(3)
     all_pairs = FlexHDR(iterations=3, correlation="all_pairs").eval()
@@ -118,7 +126,6 @@ def test_on_demand_correlation_gives_the_all_pairs_result():
     "shape,ref,match",
     [
         ((1, 3, 3, 20, 24), 1, "multiples of 8"),
-        ((1, 3, 3, 8, 24), 1, "at least 16"),
         ((1, 3, 1, 16, 16), 1, r"\(B, N, 3, H, W\)"),
         ((1, 3, 3, 16, 16), 3, "ref"),
     ],
