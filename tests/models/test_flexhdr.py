@@ -195,3 +195,37 @@ def test_merge_pads_any_size_and_returns_the_bracket_geometry(frames):
     hdr = model.merge(bracket)
     assert hdr.shape == (3, 37, 53) and torch.isfinite(hdr).all()
     assert hdr.min() >= 0 and hdr.max() <= 1
+
+
+def test_cli_merges_a_five_frame_scene_with_flexhdr_weights(tmp_path):
+    from safetensors.torch import save_file
+
+    from hdrzoo.cli import main
+    from hdrzoo.io import read_hdr, write_bracket
+
+    torch.manual_seed(0)
+    weights = tmp_path / "flexhdr.safetensors"
+    save_file(FlexHDR().state_dict(), str(weights))
+    scene = write_bracket(tmp_path / "scene", synthesize(11, size=(24, 40), n_frames=5))
+    out = tmp_path / "out"
+    code = main(
+        ["merge", str(scene), "--model", "flexhdr", "--weights", str(weights), "-o", str(out)]
+    )
+    assert code == 0
+    hdr = read_hdr(next(out.glob("*.exr")))
+    expected = hdrzoo.load("flexhdr", weights=weights).merge(hdrzoo.read_bracket(scene))
+    assert hdr.shape == (3, 24, 40)
+    torch.testing.assert_close(hdr, expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_macs_at_512_with_three_frames_and_8_iterations_match_models_md():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    net = FlexHDR(correlation="all_pairs").eval()
+    ldr, exposures = random_bracket(1, 3, 512, 512)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(ldr, exposures, torch.tensor([1]))
+    gmac = counter.get_total_flops() / 2e9
+    assert gmac == pytest.approx(1016.852, abs=0.01)  # MODELS.md section 1: 1016.9

@@ -153,4 +153,4 @@ def test_trained_flexhdr_beats_classic_and_the_reference_frame_on_held_out_brack
         )
 
 
-SLOW_STEPS = 1500
+SLOW_STEPS = 400  # a manual run of this recipe passed both baselines after 150 steps (docs card)
