@@ -65,6 +65,12 @@ def test_output_shape_range_and_aux(net):
     # Confidences are reported in the input order: those of frame j come from frame j.
     expected = ExposureConfidence()(ldr[1, 0][None])[0]
     torch.testing.assert_close(out.aux["confidences"][1, 0], expected)
+    # The aux outputs are what hdrzoo.viz draws.
+    from hdrzoo import viz
+
+    assert viz.flow_to_color(out.aux["flows"][0, 0]).shape == (3, 16, 24)
+    assert viz.mask_to_color(out.aux["attention"][0, 2]).shape == (3, 16, 24)
+    assert viz.mask_to_color(out.aux["confidences"][0, 2]).shape == (3, 16, 24)
 
 
 @pytest.mark.parametrize("frames", [2, 3, 5])
