@@ -300,6 +300,32 @@ class FlexHDR(nn.Module):
             aux={key: value[..., :height, :width] for key, value in out.aux.items()},
         )
 
+    def _align(
+        self, features: torch.Tensor, confidence: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Flows to the reference (frame 0) and warped features and confidences (5.3-5.4).
+
+        ``features (B, n, 64, H, W)``, ``confidence (B, n, 1, H, W)`` -> the same two warped
+        (the reference unchanged) and ``flows (B, n, 2, H, W)`` (zero for the reference).
+        """
+        batch, frames, _, height, width = features.shape
+        if frames == 1:
+            return features, confidence, features.new_zeros(batch, 1, 2, height, width)
+        flows = self.flow(
+            torch.cat([features, confidence], dim=2).flatten(0, 1),
+            frames,
+            self.iterations,
+            self.correlation,
+        )
+
+        def warp_others(x: torch.Tensor) -> torch.Tensor:
+            warped = warp(x[:, 1:].flatten(0, 1), flows).unflatten(0, (batch, frames - 1))
+            return torch.cat([x[:, :1], warped], dim=1)
+
+        zero = flows.new_zeros(batch, 1, 2, height, width)
+        all_flows = torch.cat([zero, flows.unflatten(0, (batch, frames - 1))], dim=1)
+        return warp_others(features), warp_others(confidence), all_flows
+
     def _forward(self, ldr: torch.Tensor, exposures: torch.Tensor, ref: torch.Tensor) -> NetOutput:
         batch, frames, _, height, width = ldr.shape
         # The reference goes first; nothing else depends on the frames' order.
@@ -313,36 +339,7 @@ class FlexHDR(nn.Module):
 
         per_frame = features.view(batch, frames, FEATURES, height, width)
         per_frame_confidence = confidence.view(batch, frames, 1, height, width)
-        if frames > 1:
-            flows = self.flow(
-                torch.cat([features, confidence], dim=1), frames, self.iterations, self.correlation
-            )
-            others = per_frame[:, 1:].flatten(0, 1)
-            others_confidence = per_frame_confidence[:, 1:].flatten(0, 1)
-            warped = torch.cat(
-                [
-                    per_frame[:, :1],
-                    warp(others, flows).view(batch, frames - 1, FEATURES, height, width),
-                ],
-                1,
-            )
-            warped_confidence = torch.cat(
-                [
-                    per_frame_confidence[:, :1],
-                    warp(others_confidence, flows).view(batch, frames - 1, 1, height, width),
-                ],
-                1,
-            )
-            flows = torch.cat(
-                [
-                    flows.new_zeros(batch, 1, 2, height, width),
-                    flows.view(batch, frames - 1, 2, height, width),
-                ],
-                1,
-            )
-        else:
-            warped, warped_confidence = per_frame, per_frame_confidence
-            flows = features.new_zeros(batch, 1, 2, height, width)
+        warped, warped_confidence, flows = self._align(per_frame, per_frame_confidence)
         reference = per_frame[:, :1].expand_as(warped)
         uncertainty = (warped - reference).abs() * per_frame_confidence[:, :1]
         attention_input = torch.cat([warped, reference, uncertainty, warped_confidence], dim=2)
