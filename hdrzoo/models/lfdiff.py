@@ -39,6 +39,7 @@ from hdrzoo.ops.diffusion import (
     timestep_embedding,
 )
 from hdrzoo.ops.tonemap import GAMMA, mu_law, sort_by_exposure
+from hdrzoo.ops.windows import crop, pad_to_multiple
 
 __all__ = ["LFDiff", "LFDiffModule", "VARIANTS"]
 
@@ -687,10 +688,23 @@ class LFDiffModule(HDRModule):
         ref: torch.Tensor,
         gt: torch.Tensor | None = None,
     ) -> NetOutput:
-        """Inference (``gt`` is needed by ``stage1`` only)."""
+        """Inference on any H, W (``gt`` is needed by ``stage1`` only).
+
+        Validation and test see whole frames (1000 x 1500 in Kalantari 17): they are
+        reflect-padded to a multiple of 16 and the outputs cropped back, as ``merge`` does.
+        """
         if gt is None:
             gt = self._gt_for_prior
-        return self.net(ldr, exposures, ref, gt=gt)
+        height, width = ldr.shape[-2:]
+        ldr, _ = pad_to_multiple(ldr, self.net.size_multiple)
+        if gt is not None:
+            gt, _ = pad_to_multiple(gt, self.net.size_multiple)
+        out = self.net(ldr, exposures, ref, gt=gt)
+        prior_height, prior_width = -(-height // PRIOR_SCALE), -(-width // PRIOR_SCALE)
+        return NetOutput(
+            hdr=crop(out.hdr, height, width),
+            aux={key: crop(value, prior_height, prior_width) for key, value in out.aux.items()},
+        )
 
     def _evaluate(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
         # The shared evaluation calls forward(ldr, exposures, ref); stage 1's prior comes from

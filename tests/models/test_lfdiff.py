@@ -20,6 +20,7 @@ from hdrzoo.models.lfdiff import (
     LPENet,
 )
 from hdrzoo.ops.diffusion import q_sample
+from hdrzoo.ops.windows import pad_to_multiple
 
 SMALL = dict(
     channels=16, heads=2, low_band_blocks=1, frms_per_group=1, prior_width=16, denoiser_width=16
@@ -219,3 +220,16 @@ def test_load_stage1_copies_align_dhrnet_and_lpenet():
             assert torch.equal(getattr(module.net, name).state_dict()[key], value)
     with pytest.raises(WeightsError, match="baseline"):
         module.load_stage1(LFDiff("baseline", **SMALL))
+
+
+def test_module_forward_pads_whole_frames_and_crops_back():
+    module = LFDiffModule(variant="full", sizes=SMALL).eval()
+    ldr, exposures, ref = _bracket(size=(40, 50))
+    with torch.no_grad():
+        out = module(ldr, exposures, ref)
+        padded, _ = pad_to_multiple(ldr, 16)
+        direct = module.net(padded, exposures, ref)
+    assert out.hdr.shape == (1, 3, 40, 50) and out.aux["z_hat"].shape == (1, 3, 10, 13)
+    torch.testing.assert_close(out.hdr, direct.hdr[..., :40, :50])
+    with pytest.raises(HDRZooError, match="multiples of 16"):
+        module.net(ldr, exposures, ref)
