@@ -540,11 +540,12 @@ PAPER = (
 _STAGE_OF_VARIANT = {"baseline": 0, "stage1": 1, "full": 2, "direct": 2}
 
 
+# No constructor defaults pinned here (the class's own default is variant "full"), so that
+# every variant's checkpoint records the name "lfdiff" and `hdrzoo.load(ckpt)` rebuilds it.
 @register_model(
     "lfdiff",
     paper=PAPER,
     description="LF-Diff (7.53 M params): low-frequency diffusion prior + frequency-split transformer",
-    variant="full",
 )
 class LFDiffModule(HDRModule):
     """LF-Diff with its two training stages (MODELS.md 6.7).
