@@ -50,7 +50,13 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 # Model families: importing them fills the registry (timm-style, one file per family).
-_MODEL_MODULES = ("hdrzoo.models.classic", "hdrzoo.models.safnet", "hdrzoo.models.flexhdr")
+_MODEL_MODULES = (
+    "hdrzoo.models.classic",
+    "hdrzoo.models.safnet",
+    "hdrzoo.models.flexhdr",
+    "hdrzoo.models.lfdiff",
+    "hdrzoo.models.sthdr",
+)
 _loaded_families = False
 
 

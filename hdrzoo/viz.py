@@ -27,6 +27,7 @@ __all__ = [
     "flow_to_color",
     "flow_wheel",
     "mask_to_color",
+    "prior_to_color",
     "bracket_strip",
     "side_by_side",
 ]
@@ -243,6 +244,52 @@ def mask_to_color(mask: ArrayLike, colormap: str = "viridis") -> torch.Tensor:
     if m.ndim != 2 or m.shape[0] == 0 or m.shape[1] == 0:
         raise HDRZooError(f"mask: expected shape (1, H, W) or (H, W), got {tuple(m.shape)}")
     return _colormap(m, colormap)
+
+
+def prior_to_color(
+    prior: ArrayLike, size: tuple[int, int] | None = None, percentile: float = 1.0
+) -> torch.Tensor:
+    """Draw a 3-channel latent prior (LF-Diff's low-frequency prior z or z-hat) as RGB.
+
+    The prior has no units; each channel is stretched on its own so that its ``percentile``
+    and ``100 - percentile`` percentiles map to 0 and 1 (clipped beyond), channel k becoming
+    colour k. Then it is enlarged with nearest neighbours (the prior is a quarter of the
+    image's size), so each prior cell stays visible as one block.
+
+    Args:
+        prior: ``(3, h, w)``, or ``(1, 3, h, w)`` (one sample of a batch).
+        size: ``(H, W)`` to enlarge to; ``None`` keeps ``(h, w)``.
+        percentile: in [0, 50); 0 stretches from the minimum to the maximum.
+
+    Returns:
+        float32 ``(3, H, W)`` in [0, 1]; a constant channel draws as 0.5.
+
+    Example:
+        >>> prior_to_color(torch.randn(3, 4, 6), size=(16, 24)).shape
+        torch.Size([3, 16, 24])
+    """
+    z = _as_tensor(prior, "prior")
+    if z.ndim == 4 and z.shape[0] == 1:
+        z = z[0]
+    if z.ndim != 3 or z.shape[0] != 3 or z.shape[1] == 0 or z.shape[2] == 0:
+        raise HDRZooError(f"prior: expected shape (3, h, w) or (1, 3, h, w), got {tuple(z.shape)}")
+    if not 0.0 <= percentile < 50.0:
+        raise HDRZooError(f"percentile must be in [0, 50), got {percentile!r}")
+    flat = z.reshape(3, -1)
+    low = torch.quantile(flat, percentile / 100.0, dim=1)[:, None, None]
+    high = torch.quantile(flat, 1.0 - percentile / 100.0, dim=1)[:, None, None]
+    spread = high - low
+    stretched = torch.where(
+        spread > 0, (z - low) / spread.clamp(min=1e-12), torch.full_like(z, 0.5)
+    ).clamp(0.0, 1.0)
+    if size is not None:
+        height, width = (int(v) for v in size)
+        if height < 1 or width < 1:
+            raise HDRZooError(f"size must be two positive integers (H, W), got {size!r}")
+        stretched = torch.nn.functional.interpolate(
+            stretched[None], size=(height, width), mode="nearest"
+        )[0]
+    return stretched.contiguous()
 
 
 def bracket_strip(ldr: ArrayLike, gap: int = 0, gap_value: float = 1.0) -> torch.Tensor:
