@@ -41,7 +41,7 @@ CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 
 # Model families: importing them fills the registry (timm-style, one file per family).
-_MODEL_MODULES = ("hdrzoo.models.classic", "hdrzoo.models.safnet")
+_MODEL_MODULES = ("hdrzoo.models.classic", "hdrzoo.models.safnet", "hdrzoo.models.sthdr")
 _loaded_families = False
 
 

@@ -64,7 +64,8 @@ class HINBlock(nn.Module):
 
     Shapes:
         ``x (B, C, H, W)`` -> ``(B, C, H, W)``. Parameters for C = 32: 19,584 with HIN,
-        19,552 without.
+        19,552 without. A 1x1 input is normalised to the norm's bias (the formula's value;
+        ``torch.nn.InstanceNorm2d`` itself refuses a single pixel), so U-Nets may reach 1x1.
 
     Example:
         >>> HINBlock(8)(torch.rand(2, 8, 5, 5)).shape
@@ -82,11 +83,17 @@ class HINBlock(nn.Module):
         self.identity = nn.Conv2d(channels, channels, 1)
         self.norm = nn.InstanceNorm2d(channels // 2, affine=True) if use_hin else None
 
+    def _instance_norm(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2] * x.shape[-1] > 1:
+            return self.norm(x)
+        # torch refuses a single pixel; the formula's value there is (x - x) * w + b = b.
+        return (x - x) * self.norm.weight[:, None, None] + self.norm.bias[:, None, None]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(x)
         if self.norm is not None:
             normalised, kept = out.chunk(2, dim=1)
-            out = torch.cat([self.norm(normalised), kept], dim=1)
+            out = torch.cat([self._instance_norm(normalised), kept], dim=1)
         out = F.leaky_relu(out, self.negative_slope)
         out = F.leaky_relu(self.conv2(out), self.negative_slope)
         return out + self.identity(x)

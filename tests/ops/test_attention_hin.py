@@ -70,3 +70,17 @@ def test_hin_needs_an_even_channel_count():
     with pytest.raises(HDRZooError, match="even"):
         HINBlock(5, use_hin=True)
     assert HINBlock(5, use_hin=False)(torch.rand(1, 5, 3, 3)).shape == (1, 5, 3, 3)
+
+
+def test_hin_on_a_single_pixel_is_the_formula_value():
+    torch.manual_seed(3)
+    block = HINBlock(4).double()
+    with torch.no_grad():
+        block.norm.bias.normal_()
+    x = torch.randn(2, 4, 1, 1, dtype=torch.float64, requires_grad=True)
+    o = block.conv1(x)
+    o = torch.cat([block.norm.bias[None, :, None, None].expand(2, 2, 1, 1), o[:, 2:]], 1)
+    o = F.leaky_relu(block.conv2(F.leaky_relu(o, 0.2)), 0.2) + block.identity(x)
+    torch.testing.assert_close(block(x), o)
+    block(x).sum().backward()  # trains too (torch's InstanceNorm2d raises here)
+    assert torch.isfinite(x.grad).all()
