@@ -119,6 +119,9 @@ class ModulatedDeformConv(nn.Module):
         torch.Size([1, 4, 5, 7])
     """
 
+    column_budget_bytes = 256 * 2**20
+    """Largest im2col buffer of one ``deform_conv2d`` call before the rows are banded."""
+
     def __init__(
         self,
         in_channels: int,
@@ -154,10 +157,37 @@ class ModulatedDeformConv(nn.Module):
         return offset, torch.sigmoid(mask_logits)
 
     def deform(self, x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The deformable convolution itself with given ``offset`` and ``mask`` (see the class)."""
-        return deform_conv2d(
-            x, offset, self.weight, self.bias, padding=self.kernel_size // 2, mask=mask
-        )
+        """The deformable convolution itself with given ``offset`` and ``mask`` (see the class).
+
+        torchvision unfolds the whole input into a ``(C_in k k, B H W)`` column buffer
+        (1.8 GB for 32 channels at 1024 x 1536); when that exceeds ``column_budget_bytes``
+        the output is computed in bands of rows, each from an input band wide enough for the
+        largest vertical offset, which gives exactly the same result.
+        """
+        padding = self.kernel_size // 2
+        batch, channels, height, width = x.shape
+        column_bytes_per_row = channels * self.kernel_size**2 * batch * width * x.element_size()
+        rows_per_band = max(1, self.column_budget_bytes // max(column_bytes_per_row, 1))
+        if rows_per_band >= height or x.device.type == "meta":
+            return deform_conv2d(x, offset, self.weight, self.bias, padding=padding, mask=mask)
+        # Rows a tap may read beyond its output row: the kernel reach, the largest vertical
+        # offset, and one more for the bilinear neighbour.
+        max_dy = float(offset[:, 0::2].abs().amax()) if offset.numel() else 0.0
+        reach = padding + math.ceil(max_dy) + 1
+        bands = []
+        for top in range(0, height, rows_per_band):
+            bottom = min(top + rows_per_band, height)
+            low, high = max(top - reach, 0), min(bottom + reach, height)
+            band = deform_conv2d(
+                x[:, :, low:high],
+                offset[:, :, low:high],
+                self.weight,
+                self.bias,
+                padding=padding,
+                mask=mask[:, :, low:high],
+            )
+            bands.append(band[:, :, top - low : bottom - low])
+        return torch.cat(bands, dim=2)
 
     def forward(self, x: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
         offset, mask = self.offsets_and_mask(x if guide is None else guide)

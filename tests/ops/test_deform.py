@@ -146,3 +146,18 @@ def test_bad_arguments_raise_hdrzoo_errors():
         GCContext(6, ratio=0.25)
     with pytest.raises(HDRZooError, match="fusion"):
         GCContext(8, fusion="concat")
+
+
+def test_row_bands_give_the_same_result_with_large_offsets():
+    torch.manual_seed(7)
+    dcn = ModulatedDeformConv(3, 2).double()
+    x = torch.randn(2, 3, 23, 9, dtype=torch.float64, requires_grad=True)
+    offset = 4.0 * torch.randn(2, 18, 23, 9, dtype=torch.float64)  # reaching several rows away
+    mask = torch.rand(2, 9, 23, 9, dtype=torch.float64)
+    whole = dcn.deform(x, offset, mask)
+    dcn.column_budget_bytes = 3 * 9 * 2 * 9 * 8 * 4  # four rows per band
+    banded = dcn.deform(x, offset, mask)
+    torch.testing.assert_close(banded, whole, rtol=0, atol=1e-12)
+    (grad_banded,) = torch.autograd.grad(banded.sum(), x)
+    (grad_whole,) = torch.autograd.grad(whole.sum(), x)
+    torch.testing.assert_close(grad_banded, grad_whole, rtol=0, atol=1e-12)
