@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -175,3 +177,31 @@ def test_module_arguments_are_checked():
         STHDRModule(scale_weights=(1.0, 1.0))
     with pytest.raises(HDRZooError, match="sam_weight"):
         STHDRModule(sam_weight=-1.0)
+
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = sorted(str(p.relative_to(REPO)) for p in REPO.glob("configs/sthdr/*.yaml"))
+
+
+def test_the_four_configs_exist():
+    assert [Path(c).name for c in CONFIGS] == [
+        "challenge123.yaml",
+        "kalantari17.yaml",
+        "kalantari17_finetune384.yaml",
+        "synthetic.yaml",
+    ]
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_configs_resolve_to_the_module_with_crops_the_network_takes(config, capsys):
+    from hdrzoo.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(REPO / config), "--print_config"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "hdrzoo.models.sthdr.STHDRModule" in out and "sam_weight: 0.0" in out
+    crop = int(out.split("crop_size: ")[1].split()[0])
+    assert crop % 64 == 0 and crop >= 128
+    if "finetune384" in config:
+        assert crop == 384 and "batch_size: 8" in out
