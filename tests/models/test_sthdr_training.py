@@ -1,8 +1,9 @@
 """STHDR training on CPU through ``Trainer.fit``, measured on held-out synthetic brackets.
 
-STHDR costs 3 GMAC per 128x128 forward (about 12x SAFNet-S), so the convincing test (beats
-``classic`` and the reference frame alone) is marked slow; the default-suite test runs a few
-steps and checks that the training loss and the held-out PSNR-mu both improve.
+An STHDR training step is slow on a CPU (3 GMAC per 128x128 forward, torchvision's CPU
+deformable-conv backward, 60 HIN blocks on tiny maps), so the convincing test (beats
+``classic`` and the reference frame alone) is marked slow; the default-suite test runs four
+steps and checks that the loss and PSNR-mu on held-out brackets both improve.
 """
 
 from __future__ import annotations
@@ -59,25 +60,42 @@ def _train(steps: int, crop: int, batch: int, lr: float):
     return module, trainer, data, history
 
 
-def test_sthdr_training_steps_lower_the_loss_and_raise_held_out_psnr_mu():
-    steps = 8
-    module, trainer, data, history = _train(steps=steps, crop=128, batch=1, lr=1e-3)
+def _held_out_loss(module, scenes) -> float:
+    batch = {
+        "ldr": torch.stack([s.ldr for s in scenes]),
+        "exposures": torch.stack([s.exposures for s in scenes]),
+        "ref": torch.tensor([s.ref for s in scenes]),
+        "gt": torch.stack([s.gt for s in scenes]),
+    }
+    with torch.no_grad():
+        out = module(batch["ldr"], batch["exposures"], batch["ref"])
+        return float(module.compute_loss(out, batch)[0])
+
+
+def test_sthdr_training_steps_lower_the_held_out_loss_and_raise_psnr_mu():
+    # Four Adam steps from PyTorch's default init: the random output residual over the
+    # reference image starts far off (about 11 dB), and the first steps must pull it in.
+    module, trainer, data, history = _train(steps=4, crop=128, batch=1, lr=2e-3)
     scenes = [synthesize(HELD_OUT_SEED + i, size=(128, 128)) for i in range(2)]
-    initial = _mean_psnr_mu(module.eval().merge, scenes)
+    module.eval()
+    psnr_before, loss_before = _mean_psnr_mu(module.merge, scenes), _held_out_loss(module, scenes)
     trainer.fit(module.train(), datamodule=data)
-    assert trainer.global_step == steps
-    after = _mean_psnr_mu(module.merge, scenes)
-    first, last = history.losses[:3], history.losses[-3:]
-    assert sum(last) / 3 < 0.8 * sum(first) / 3, history.losses
-    print(f"held-out PSNR-mu {initial:.2f} -> {after:.2f}; losses {history.losses}")
-    assert after > initial + 1.0, (initial, after)
+    assert trainer.global_step == 4 and len(history.losses) == 4
+    module.eval()
+    psnr_after, loss_after = _mean_psnr_mu(module.merge, scenes), _held_out_loss(module, scenes)
+    print(
+        f"held-out PSNR-mu {psnr_before:.2f} -> {psnr_after:.2f}, loss {loss_before:.4f} -> "
+        f"{loss_after:.4f}; training losses {history.losses}"
+    )
+    assert loss_after < 0.9 * loss_before, (loss_before, loss_after)
+    assert psnr_after > psnr_before + 0.5, (psnr_before, psnr_after)
 
 
 @pytest.mark.slow
 def test_sthdr_trained_from_scratch_on_cpu_beats_classic_and_the_reference_frame():
-    module, trainer, data, history = _train(steps=100, crop=128, batch=2, lr=1e-3)
+    module, trainer, data, history = _train(steps=300, crop=128, batch=4, lr=1e-3)
     trainer.fit(module, datamodule=data)
-    assert trainer.global_step == 100
+    assert trainer.global_step == 300
     scenes = [synthesize(HELD_OUT_SEED + i, size=(128, 192)) for i in range(6)]
     learned = _mean_psnr_mu(module.merge, scenes)
     classic = _mean_psnr_mu(hdrzoo.load("classic").merge, scenes)
