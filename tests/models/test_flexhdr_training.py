@@ -153,4 +153,6 @@ def test_trained_flexhdr_beats_classic_and_the_reference_frame_on_held_out_brack
         )
 
 
-SLOW_STEPS = 400  # a manual run of this recipe: 25.5 dB after 250 steps vs 23.7 and 21.1 (docs card)
+SLOW_STEPS = (
+    400  # a manual run of this recipe: 25.5 dB after 250 steps vs 23.7 and 21.1 (docs card)
+)
