@@ -231,7 +231,7 @@ def _load_from_source(
     return module
 
 
-def load_weights_into(module, source: str | os.PathLike, strict: bool = True) -> None:
+def load_weights_into(module: Any, source: str | os.PathLike, strict: bool = True) -> None:
     """Load a weights file into an existing module's network (e.g. its ``init_weights``).
 
     Args:

@@ -264,7 +264,7 @@ def prior_to_color(
     Returns:
         float32 ``(3, H, W)`` in [0, 1]; a constant channel draws as 0.5.
 
-    Example:
+    Examples:
         >>> prior_to_color(torch.randn(3, 4, 6), size=(16, 24)).shape
         torch.Size([3, 16, 24])
     """

@@ -30,7 +30,7 @@ class MultiScaleMuLawL1(nn.Module):
         ``weights``; ``target (B, C, H, W)``. Returns ``(loss, terms)``: the weighted sum (a
         scalar) and the unweighted per-scale terms, in the same order.
 
-    Example:
+    Examples:
         >>> loss, terms = MultiScaleMuLawL1((1.0, 1.0))(
         ...     [torch.ones(1, 3, 4, 4), torch.ones(1, 3, 2, 2)], torch.zeros(1, 3, 4, 4)
         ... )

@@ -33,10 +33,10 @@ class MaskedPhotometric(nn.Module):
         ``reference_confidence``, ``frame_confidence`` ``(P, 1, H, W)`` in [0, 1] (the
         frame's unwarped). Returns a scalar; gradients reach ``flow`` and ``frame``.
 
-    Example:
+    Examples:
         >>> loss = MaskedPhotometric()
         >>> h, ones = torch.rand(2, 3, 8, 8), torch.ones(2, 1, 8, 8)
-        >>> float(loss(h, h, torch.zeros(2, 2, 8, 8), ones, ones))
+        >>> round(float(loss(h, h, torch.zeros(2, 2, 8, 8), ones, ones)), 6)
         0.0
     """
 

@@ -87,10 +87,12 @@ class ExposureConfidence(nn.Module):
 
     @property
     def alpha(self) -> torch.Tensor:
+        """Lower well-exposedness threshold alpha in (0, 0.5), a scalar tensor."""
         return 0.5 * torch.sigmoid(self.p_alpha)
 
     @property
     def beta(self) -> torch.Tensor:
+        """Upper well-exposedness threshold beta in (0.5, 1), a scalar tensor."""
         return 0.5 + 0.5 * torch.sigmoid(self.p_beta)
 
     def forward(self, ldr: torch.Tensor) -> torch.Tensor:

@@ -338,7 +338,7 @@ class LFDiff(nn.Module):
         In one batch every sample draws its own part of one noise tensor, so a sample's
         output depends on its position in the batch (not on the other samples' content).
 
-    Example:
+    Examples:
         >>> net = LFDiff("baseline").eval()
         >>> out = net(torch.rand(1, 3, 3, 16, 32), torch.tensor([[1.0, 4.0, 16.0]]), torch.tensor([1]))
         >>> out.hdr.shape

@@ -169,7 +169,7 @@ class STHDR(nn.Module):
         ``sam_s{f}`` ``(B, 3, H // f, W // f)`` for f = 4, 2, 1 (per-scale outputs and SAM
         images).
 
-    Example:
+    Examples:
         >>> net = STHDR().eval()
         >>> out = net(torch.rand(1, 3, 3, 40, 70), torch.tensor([[1.0, 4.0, 16.0]]), torch.tensor([1]))
         >>> out.hdr.shape, out.aux["hdr_s2"].shape

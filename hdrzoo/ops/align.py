@@ -27,7 +27,7 @@ class SpatialAttention(nn.Module):
     Shapes:
         f ``(B, C, H, W)``, f_ref ``(B, C, H, W)`` -> a ``(B, C, H, W)`` in (0, 1).
 
-    Example:
+    Examples:
         >>> att = SpatialAttention(8)
         >>> f, f_ref = torch.randn(1, 8, 5, 5), torch.randn(1, 8, 5, 5)
         >>> a = att(f, f_ref)

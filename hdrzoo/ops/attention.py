@@ -47,7 +47,7 @@ class LayerNorm2d(nn.Module):
     Shapes:
         ``(B, C, H, W) -> (B, C, H, W)``.
 
-    Example:
+    Examples:
         >>> y = LayerNorm2d(4)(torch.randn(2, 4, 3, 3))
         >>> bool(y.mean(dim=1).abs().max() < 1e-6)
         True
@@ -84,7 +84,7 @@ def transposed_attention(
     Returns:
         ``(B, heads, C/heads, P)``.
 
-    Example:
+    Examples:
         >>> q = k = v = torch.randn(1, 2, 3, 10)
         >>> transposed_attention(q, k, v, torch.ones(2, 1, 1)).shape
         torch.Size([1, 2, 3, 10])
@@ -117,7 +117,7 @@ class MDTA(nn.Module):
     Shapes:
         ``(B, C, H, W) -> (B, C, H, W)``; cost linear in H W.
 
-    Example:
+    Examples:
         >>> MDTA(12, heads=3)(torch.randn(2, 12, 8, 8)).shape
         torch.Size([2, 12, 8, 8])
     """
@@ -158,7 +158,7 @@ class CrossMDTA(nn.Module):
     Shapes:
         x ``(B, C, H, W)``, z ``(B, Z, H, W)`` (same H, W) -> ``(B, C, H, W)``.
 
-    Example:
+    Examples:
         >>> CrossMDTA(8, 3)(torch.randn(1, 8, 4, 4), torch.randn(1, 3, 4, 4)).shape
         torch.Size([1, 8, 4, 4])
     """
@@ -197,7 +197,7 @@ class GDFN(nn.Module):
     Shapes:
         ``(B, C, H, W) -> (B, C, H, W)``.
 
-    Example:
+    Examples:
         >>> GDFN(8)(torch.randn(1, 8, 5, 5)).shape
         torch.Size([1, 8, 5, 5])
     """
@@ -224,7 +224,7 @@ class TransformerBlock(nn.Module):
     Shapes:
         ``(B, C, H, W) -> (B, C, H, W)``.
 
-    Example:
+    Examples:
         >>> TransformerBlock(12, heads=2)(torch.randn(1, 12, 4, 4)).shape
         torch.Size([1, 12, 4, 4])
     """
@@ -252,7 +252,7 @@ class CrossTransformerBlock(nn.Module):
     Shapes:
         x ``(B, C, H, W)``, z ``(B, Z, H, W)`` -> ``(B, C, H, W)``.
 
-    Example:
+    Examples:
         >>> CrossTransformerBlock(8, 3)(torch.randn(1, 8, 4, 4), torch.randn(1, 3, 4, 4)).shape
         torch.Size([1, 8, 4, 4])
     """
@@ -279,7 +279,7 @@ class ChannelAttention(nn.Module):
     Shapes:
         ``(B, C, H, W) -> (B, C, H, W)``.
 
-    Example:
+    Examples:
         >>> ChannelAttention(8, 4)(torch.ones(1, 8, 3, 3)).shape
         torch.Size([1, 8, 3, 3])
     """
@@ -303,7 +303,7 @@ class ResBlock(nn.Module):
     Shapes:
         ``(B, C, H, W) -> (B, C, H, W)``.
 
-    Example:
+    Examples:
         >>> ResBlock(4)(torch.randn(1, 4, 6, 6)).shape
         torch.Size([1, 4, 6, 6])
     """
@@ -331,7 +331,7 @@ class SAM(nn.Module):
         ``x (B, C, H, W)``, ``base (B, 3, H, W)`` -> ``out (B, C, H, W)``,
         ``img (B, 3, H, W)``. Parameters for C = 32, k = 3: 10,944.
 
-    Example:
+    Examples:
         >>> out, img = SAM(8)(torch.rand(1, 8, 4, 4), torch.rand(1, 3, 4, 4))
         >>> out.shape, img.shape
         (torch.Size([1, 8, 4, 4]), torch.Size([1, 3, 4, 4]))
@@ -366,7 +366,7 @@ class HINBlock(nn.Module):
         19,552 without. A 1x1 input is normalised to the norm's bias (the formula's value;
         ``torch.nn.InstanceNorm2d`` itself refuses a single pixel), so U-Nets may reach 1x1.
 
-    Example:
+    Examples:
         >>> HINBlock(8)(torch.rand(2, 8, 5, 5)).shape
         torch.Size([2, 8, 5, 5])
     """

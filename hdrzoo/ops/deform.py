@@ -45,7 +45,7 @@ class GCContext(nn.Module):
         ``x (B, C, H, W)`` -> ``(B, C, H, W)``, or ``(B, C, 1, 1)`` for ``"weights"``.
         Parameters for ``C = 32, ratio = 1/4``: 601.
 
-    Example:
+    Examples:
         >>> block = GCContext(32, fusion="weights")
         >>> block(torch.rand(2, 32, 8, 8)).shape
         torch.Size([2, 32, 1, 1])
@@ -113,7 +113,7 @@ class ModulatedDeformConv(nn.Module):
         ``x (B, in_channels, H, W)``, optional ``guide (B, guide_channels, H, W)`` (default
         ``x``) -> ``(B, out_channels, H, W)``. Parameters for 32 -> 32, k = 3, dg = 1: 17,051.
 
-    Example:
+    Examples:
         >>> dcn = ModulatedDeformConv(8, 4)
         >>> dcn(torch.rand(1, 8, 5, 7)).shape
         torch.Size([1, 4, 5, 7])
@@ -212,7 +212,7 @@ class SCM(nn.Module):
     Shapes:
         ``feature, reference (B, C, H, W)`` -> ``(B, C, H, W)``. Parameters for C = 32: 31,060.
 
-    Example:
+    Examples:
         >>> scm = SCM(8)
         >>> scm(torch.rand(1, 8, 6, 6), torch.rand(1, 8, 6, 6)).shape
         torch.Size([1, 8, 6, 6])

@@ -43,7 +43,7 @@ def linear_betas(T: int, start: float, end: float) -> torch.Tensor:
     Returns:
         float64 tensor ``(T,)``.
 
-    Example:
+    Examples:
         >>> linear_betas(3, 0.1, 0.3)
         tensor([0.1000, 0.2000, 0.3000], dtype=torch.float64)
     """
@@ -65,7 +65,7 @@ def cumulative_alphas(betas: torch.Tensor) -> torch.Tensor:
     Returns:
         float64 tensor ``(T,)``, decreasing from ``1 - beta_0``.
 
-    Example:
+    Examples:
         >>> cumulative_alphas(torch.tensor([0.5, 0.5]))
         tensor([0.5000, 0.2500], dtype=torch.float64)
     """
@@ -94,7 +94,7 @@ def q_sample(
     Returns:
         x_t, the shape and dtype of ``x0``.
 
-    Example:
+    Examples:
         >>> abar = cumulative_alphas(linear_betas(10, 0.1, 0.2))
         >>> q_sample(torch.ones(2, 3), 0, torch.zeros(2, 3), abar)[0]
         tensor([0.9487, 0.9487, 0.9487])
@@ -121,7 +121,7 @@ def ddim_timesteps(T: int, S: int, spacing: str = "trailing") -> list[int]:
     Returns:
         ``S`` distinct ints in ``[0, T)``, decreasing.
 
-    Example:
+    Examples:
         >>> ddim_timesteps(200, 10)
         [199, 179, 159, 139, 119, 99, 79, 59, 39, 19]
     """
@@ -175,7 +175,7 @@ def ddim_sample(
     Returns:
         x_0, the shape and dtype of ``x_T``.
 
-    Example:
+    Examples:
         >>> abar = cumulative_alphas(linear_betas(200, 5e-4, 0.1))
         >>> x0, eps = torch.randn(1, 3, 4, 4), torch.randn(1, 3, 4, 4)
         >>> x_T = q_sample(x0, 199, eps, abar)
@@ -221,7 +221,7 @@ def timestep_embedding(t: int | torch.Tensor, dim: int) -> torch.Tensor:
     Returns:
         float32 tensor ``(B, dim)`` (``B = 1`` for an int), on ``t``'s device.
 
-    Example:
+    Examples:
         >>> timestep_embedding(torch.tensor([0]), 4)
         tensor([[1., 1., 0., 0.]])
     """

@@ -65,7 +65,7 @@ def coords_grid(
     Returns:
         ``(B, 2, h, w)``.
 
-    Example:
+    Examples:
         >>> coords_grid(1, 2, 3)[0, 0]
         tensor([[0., 1., 2.],
                 [0., 1., 2.]])
@@ -117,7 +117,7 @@ def corr_pyramid(f_ref: torch.Tensor, f_i: torch.Tensor, levels: int = 4) -> lis
         holding ``C((x, y), .)`` over the target grid, and level ``k + 1`` is
         :func:`pool_level` of level ``k`` (target axes pooled).
 
-    Example:
+    Examples:
         >>> pyramid = corr_pyramid(torch.rand(1, 8, 4, 6), torch.rand(1, 8, 4, 6), levels=2)
         >>> [tuple(level.shape) for level in pyramid]
         [(24, 1, 4, 6), (24, 1, 2, 3)]
@@ -172,7 +172,7 @@ def corr_lookup(
     Returns:
         ``(B, levels * (2r+1)^2, h, w)``; channel ``k (2r+1)^2 + (dy + r)(2r+1) + (dx + r)``.
 
-    Example:
+    Examples:
         >>> f = torch.rand(1, 8, 4, 4)
         >>> corr = corr_lookup(corr_pyramid(f, f, levels=2), coords_grid(1, 4, 4), radius=1)
         >>> corr.shape
@@ -225,7 +225,7 @@ def corr_lookup_on_demand(
     Returns:
         ``(B, levels * (2r+1)^2, h, w)`` in the channel order of :func:`corr_lookup`.
 
-    Example:
+    Examples:
         >>> f, g = torch.rand(1, 8, 4, 4), torch.rand(1, 8, 4, 4)
         >>> c = coords_grid(1, 4, 4) + 0.3
         >>> a = corr_lookup(corr_pyramid(f, g, 2), c, 1)
@@ -276,7 +276,7 @@ class BottleneckBlock(nn.Module):
     Shapes:
         ``(B, C_in, H, W) -> (B, C, ceil(H / stride), ceil(W / stride))``.
 
-    Example:
+    Examples:
         >>> BottleneckBlock(32, 64, stride=2)(torch.rand(1, 32, 8, 8)).shape
         torch.Size([1, 64, 4, 4])
     """
@@ -326,7 +326,7 @@ class FlowEncoder(nn.Module):
         consecutive -> ``(B * n, cout, ceil(H / 8), ceil(W / 8))``. With ``norm="instance"``
         the 1/8 map must have more than one pixel.
 
-    Example:
+    Examples:
         >>> encoder = FlowEncoder(3, 16, dims=(8, 8, 16), share=True)
         >>> encoder(torch.rand(4, 3, 32, 32), streams=2).shape
         torch.Size([4, 16, 4, 4])
@@ -384,7 +384,7 @@ class MotionEncoder(nn.Module):
         ``flow (B, 2, h, w)``, ``corr (B, corr_channels, h, w)`` ->
         ``(B, widths[3] + 2, h, w)``.
 
-    Example:
+    Examples:
         >>> MotionEncoder(196)(torch.rand(1, 2, 4, 4), torch.rand(1, 196, 4, 4)).shape
         torch.Size([1, 82, 4, 4])
     """
@@ -418,7 +418,7 @@ class ConvGRU(nn.Module):
     Shapes:
         ``h (B, |h|, H, W)``, ``x (B, |x|, H, W)`` -> ``(B, |h|, H, W)``.
 
-    Example:
+    Examples:
         >>> ConvGRU(4, 3)(torch.zeros(1, 4, 5, 5), torch.rand(1, 3, 5, 5)).shape
         torch.Size([1, 4, 5, 5])
     """
@@ -444,7 +444,7 @@ class FlowHead(nn.Module):
     Shapes:
         ``(B, hidden, H, W) -> (B, 2, H, W)``.
 
-    Example:
+    Examples:
         >>> FlowHead(80)(torch.rand(1, 80, 3, 3)).shape
         torch.Size([1, 2, 3, 3])
     """
@@ -473,7 +473,7 @@ class UpdateBlock(nn.Module):
         ``corr (B, corr_channels, h, w)``, ``flow (B, 2, h, w)`` ->
         ``(hidden', delta)`` with ``delta (B, 2, h, w)`` in pixels.
 
-    Example:
+    Examples:
         >>> block = UpdateBlock(18, 8, 16)
         >>> h, delta = block(torch.zeros(1, 16, 4, 4), torch.rand(1, 8, 4, 4),
         ...                  torch.rand(1, 18, 4, 4), torch.zeros(1, 2, 4, 4))
@@ -534,7 +534,7 @@ def iterate_flow(
         Flow ``(B, 2, h, w)`` in pixels at the features' resolution: source pixel ``p``
         corresponds to target position ``p + flow(p)``.
 
-    Example:
+    Examples:
         >>> f = torch.rand(1, 8, 4, 4)
         >>> pyramid = corr_pyramid(f, f, levels=1)
         >>> flow = iterate_flow(UpdateBlock(9, 8, 16), lambda c: corr_lookup(pyramid, c, 1),
@@ -566,7 +566,7 @@ def upsample_flow(flow: torch.Tensor, factor: int = 8) -> torch.Tensor:
     Returns:
         ``(B, 2, factor h, factor w)`` in pixels at the high resolution.
 
-    Example:
+    Examples:
         >>> up = upsample_flow(torch.ones(1, 2, 2, 2), 8)
         >>> up.shape, round(float(up.mean()), 4)
         (torch.Size([1, 2, 16, 16]), 8.0)

@@ -26,7 +26,7 @@ class RDB(nn.Module):
     Shapes:
         ``(B, c, H, W) -> (B, c, H, W)``.
 
-    Example:
+    Examples:
         >>> block = RDB(8, 4, 3)
         >>> block(torch.rand(2, 8, 5, 5)).shape
         torch.Size([2, 8, 5, 5])
@@ -62,7 +62,7 @@ class GRDB(nn.Module):
     Shapes:
         ``(B, c, H, W) -> (B, c, H, W)``; ``after_block(index, features)`` must keep the shape.
 
-    Example:
+    Examples:
         >>> group = GRDB(8, 4, 2, blocks=2)
         >>> group(torch.rand(1, 8, 6, 6), after_block=lambda k, y: 0.5 * y).shape
         torch.Size([1, 8, 6, 6])

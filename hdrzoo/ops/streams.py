@@ -38,7 +38,7 @@ def stream_max(x: torch.Tensor, streams: int) -> torch.Tensor:
     Returns:
         ``(B, C, H, W)``: ``out[b] = max_j x[b * n + j]``.
 
-    Example:
+    Examples:
         >>> x = torch.tensor([1.0, 5.0, 2.0, 4.0, 3.0, 0.0]).view(6, 1, 1, 1)
         >>> stream_max(x, 3).flatten().tolist()
         [5.0, 4.0]
@@ -49,7 +49,7 @@ def stream_max(x: torch.Tensor, streams: int) -> torch.Tensor:
 def broadcast_stream_max(x: torch.Tensor, streams: int) -> torch.Tensor:
     """:func:`stream_max` repeated for every stream: ``(B * n, C, H, W)``, same layout as ``x``.
 
-    Example:
+    Examples:
         >>> x = torch.tensor([1.0, 5.0, 2.0, 4.0]).view(4, 1, 1, 1)
         >>> broadcast_stream_max(x, 2).flatten().tolist()
         [5.0, 5.0, 4.0, 4.0]
@@ -71,7 +71,7 @@ class StreamFusion(nn.Module):
     Shapes:
         ``x (B * n, C, H, W)`` and ``streams = n`` -> ``(B * n, C, H, W)``.
 
-    Example:
+    Examples:
         >>> fuse = StreamFusion(8)
         >>> fuse(torch.rand(6, 8, 4, 4), streams=3).shape
         torch.Size([6, 8, 4, 4])
