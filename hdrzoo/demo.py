@@ -23,7 +23,14 @@ from lightning.pytorch.callbacks import Callback
 
 from hdrzoo.errors import HDRZooError
 
-__all__ = ["run_demo", "demo_recipe", "DEMO_SETTINGS", "StepsAndTimeLeft", "time_left_s"]
+__all__ = [
+    "run_demo",
+    "demo_recipe",
+    "CosineOverBudget",
+    "DEMO_SETTINGS",
+    "StepsAndTimeLeft",
+    "time_left_s",
+]
 
 DEMO_SETTINGS: dict[str, dict[str, Any]] = {
     # Small crops and no perceptual term: ImageNet VGG weights may be unreachable, and the
@@ -33,9 +40,11 @@ DEMO_SETTINGS: dict[str, dict[str, Any]] = {
         "data": {"crop_size": 128, "batch_size": 4},
         "lr": 1e-3,
         # lr 1e-3 (5x the paper's) learns in minutes but jolts the flows by tens of pixels
-        # on some batches; clipping the gradient norm keeps every seed learning
-        # (docs/models/safnet.md, "Training from scratch").
+        # on some batches: clip the gradient norm, and decay the rate to zero over the run
+        # so that training ends settled rather than on a random jolt (docs/models/safnet.md,
+        # "Training from scratch").
         "trainer": {"gradient_clip_val": 1.0},
+        "cosine_decay": True,
     },
 }
 SCENE_SEED_OFFSET = 10_000_000  # demo scenes use seeds disjoint from training and validation
@@ -160,13 +169,56 @@ def _smallest_learned_model() -> str | None:
     return min(sizes, key=sizes.get) if sizes else None
 
 
-def demo_recipe(name: str, seed: int = 0) -> tuple[Any, Any, dict[str, Any]]:
+class CosineOverBudget(Callback):
+    """Cosine learning-rate decay from each group's initial rate to 0 over a run's budget.
+
+    The budget is ``max_steps`` and/or ``max_seconds``; progress is the larger of the two
+    fractions used, so a time-bounded run decays with the clock and a step-bounded one
+    exactly (deterministically) with the steps. The rate for step k is
+    ``lr0 * (1 + cos(pi * progress)) / 2``.
+
+    Args:
+        max_steps: the run's step limit, or ``None``.
+        max_seconds: the run's time limit, or ``None``.
+    """
+
+    def __init__(self, max_steps: int | None, max_seconds: float | None) -> None:
+        super().__init__()
+        if not (max_steps or max_seconds):
+            raise HDRZooError("CosineOverBudget needs max_steps or max_seconds")
+        self.max_steps = max_steps
+        self.max_seconds = max_seconds
+
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        self._started = time.monotonic()
+        self._initial = [
+            [group["lr"] for group in optimizer.param_groups] for optimizer in trainer.optimizers
+        ]
+
+    def on_train_batch_start(
+        self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int
+    ) -> None:
+        progress = 0.0
+        if self.max_steps:
+            progress = max(progress, trainer.global_step / self.max_steps)
+        if self.max_seconds:
+            progress = max(progress, (time.monotonic() - self._started) / self.max_seconds)
+        factor = 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+        for optimizer, rates in zip(trainer.optimizers, self._initial):
+            for group, rate in zip(optimizer.param_groups, rates):
+                group["lr"] = rate * factor
+
+
+def demo_recipe(
+    name: str, seed: int = 0, max_steps: int | None = None, max_seconds: float | None = None
+) -> tuple[Any, Any, dict[str, Any]]:
     """The demo's training recipe for model ``name``: ``(module, datamodule, trainer_kwargs)``.
 
     The module (AdamW at the recipe's learning rate, weight decay 1e-4) and the synthetic
     data module are built after seeding everything with ``seed``; ``trainer_kwargs`` holds
-    the recipe's optimisation settings for ``lightning.Trainer`` (e.g. gradient clipping).
-    The tests train with exactly this recipe.
+    the recipe's optimisation settings for ``lightning.Trainer`` (gradient clipping, and a
+    :class:`CosineOverBudget` callback over ``max_steps`` / ``max_seconds`` where the recipe
+    decays its rate). The tests train with exactly this recipe.
     """
     import lightning as L
 
@@ -182,7 +234,10 @@ def demo_recipe(name: str, seed: int = 0) -> tuple[Any, Any, dict[str, Any]]:
         **settings.get("model", {}),
     )
     data = SyntheticDataModule(seed=seed, **settings.get("data", {}))
-    return module, data, dict(settings.get("trainer", {}))
+    trainer_kwargs = dict(settings.get("trainer", {}))
+    if settings.get("cosine_decay") and (max_steps or max_seconds):
+        trainer_kwargs["callbacks"] = [CosineOverBudget(max_steps, max_seconds)]
+    return module, data, trainer_kwargs
 
 
 def _train(
@@ -198,7 +253,7 @@ def _train(
         "ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning
     )
 
-    module, data, recipe = demo_recipe(name, seed)
+    module, data, recipe = demo_recipe(name, seed, max_steps, minutes * 60.0)
     trainer = L.Trainer(
         accelerator="cpu",
         devices=1,
@@ -210,7 +265,10 @@ def _train(
         logger=CSVLogger(out_dir, name="logs"),
         default_root_dir=out_dir,
         enable_checkpointing=True,
-        callbacks=[StepsAndTimeLeft(max_steps, minutes * 60.0, console)],
+        callbacks=[
+            StepsAndTimeLeft(max_steps, minutes * 60.0, console),
+            *recipe.pop("callbacks", []),
+        ],
         enable_progress_bar=False,
         enable_model_summary=False,
         **recipe,
