@@ -135,6 +135,11 @@ class MergeNet(nn.Module):
         self.cat = nn.Conv2d(2 * channels, channels, 1)
         self.u2 = UNet(channels)
         self.out = nn.Conv2d(channels, 3, 3, padding=1)
+        # A zero output conv makes the untrained network return the reference's radiance
+        # (MODELS.md is silent on initialisation): training starts from "do nothing", which
+        # a merge must beat, instead of a random residual about 11 dB below it.
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
 
     def forward(
         self, z: torch.Tensor, base: torch.Tensor, previous: torch.Tensor | None = None

