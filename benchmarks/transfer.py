@@ -275,13 +275,15 @@ def held_out_scene(
     seed: int,
     size: tuple[int, int] = (256, 384),
     recipe: CaptureRecipe = CaptureRecipe(),
+    motion: dict[str, Any] | None = None,
 ) -> Bracket:
     """One held-out scene: the simulator's geometry on map ``path``, captured by ``recipe``.
 
     The ground truth is the simulator's (``min(k R_ref, 1)``, noise-free); only the capture
-    of the frames is replaced.
+    of the frames is replaced. ``motion`` replaces :data:`HELD_OUT_MOTION` (ablations).
     """
-    config = SyntheticConfig(size=size, radiance=str(path), keep_radiance=True, **HELD_OUT_MOTION)
+    motion = HELD_OUT_MOTION if motion is None else motion
+    config = SyntheticConfig(size=size, radiance=str(path), keep_radiance=True, **motion)
     simulated = synthesize(seed, config)
     signal = simulated.meta["radiance"] * simulated.exposures[:, None, None, None]
     generator = torch.Generator().manual_seed(seed)
@@ -307,12 +309,15 @@ def held_out_scenes(
     per_map: int,
     size: tuple[int, int],
     recipe: CaptureRecipe = CaptureRecipe(),
+    motion: dict[str, Any] | None = None,
 ) -> list[Bracket]:
-    """``per_map`` scenes from each map of ``names``; seeds depend on the map's name only."""
+    """``per_map`` scenes from each map of ``names``; seeds depend on the map's content only."""
     scenes = []
     for name in names:
         base = SCENE_SEED_OFFSET + 1000 * (int(map_digest(maps[name])[:6], 16) % 10_000)
-        scenes += [held_out_scene(maps[name], base + j, size, recipe) for j in range(per_map)]
+        scenes += [
+            held_out_scene(maps[name], base + j, size, recipe, motion) for j in range(per_map)
+        ]
     return scenes
 
 
@@ -490,8 +495,12 @@ def run(
         raise HDRZooError(
             "--leave-one-out trains one model per fold: give --train-steps or --train-minutes"
         )
-    if training and model is None:
-        raise HDRZooError("--train-steps / --train-minutes need --model (a registry name)")
+    weights_suffixes = (".ckpt", ".pt", ".pth", ".safetensors")
+    if training and (model is None or Path(model).suffix in weights_suffixes or os.sep in model):
+        raise HDRZooError(
+            "--train-steps / --train-minutes train a registry model: give --model NAME "
+            f"(e.g. safnet_s), not {model!r}"
+        )
     maps = discover_maps(map_folders or default_map_folders())
     folds = make_folds(maps, held_in, held_out, leave_one_out)
     classic = load("classic")

@@ -184,6 +184,25 @@ def test_evaluation_runs_for_classic_and_an_untrained_model_and_writes_json(
 def test_leave_one_out_needs_a_training_budget(transfer, map_folder):
     with pytest.raises(HDRZooError, match="--train-steps"):
         transfer.run(map_folders=[map_folder], leave_one_out=True)
+    with pytest.raises(HDRZooError, match="registry model"):
+        transfer.run(model="weights.ckpt", map_folders=[map_folder], train_steps=1)
+
+
+def test_training_before_evaluation_uses_only_the_held_in_maps(transfer, map_folder):
+    record = transfer.run(
+        model="safnet_s",
+        map_folders=[map_folder],
+        held_in=["alpha", "beta"],
+        held_out=["gamma"],
+        per_map=1,
+        size=(64, 64),
+        train_steps=1,
+    )
+    (fold,) = record["folds"]
+    assert fold["training"]["steps"] == 1
+    assert fold["training"]["radiance"] == ["alpha.exr", "beta.exr"]
+    assert [s["source"] for s in record["scenes"]] == ["gamma.exr"]
+    assert math.isfinite(record["mean"]["safnet_s"]["psnr_mu"])
 
 
 # ----------------------------------------------------------------------------- reference preserving
