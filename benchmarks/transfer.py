@@ -382,18 +382,17 @@ def evaluate(methods: dict[str, Callable[[Bracket], torch.Tensor]], scenes: list
                 "methods": results,
             }
         )
-    means = (
-        {
-            name: {
-                key: _mean([r["methods"][name][key] for r in rows])
-                for key in rows[0]["methods"][name]
-            }
-            for name in methods
-        }
-        if rows
-        else {}
-    )
-    return {"scenes": rows, "mean": means}
+    return {"scenes": rows, "mean": mean_scores(rows)}
+
+
+def mean_scores(rows: list[dict]) -> dict[str, dict[str, float]]:
+    """``{method: {score: mean over scenes}}``; a region absent from a scene (NaN) is skipped."""
+    if not rows:
+        return {}
+    return {
+        name: {key: _mean([r["methods"][name][key] for r in rows]) for key in scores}
+        for name, scores in rows[0]["methods"].items()
+    }
 
 
 def margins(means: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -464,9 +463,7 @@ def train_on_maps(
         "radiance": [Path(p).name for p in map_paths],
         "crop_size": data.crop_size,
         "batch_size": data.batch_size,
-        "device": str(next(module.parameters()).device)
-        if any(True for _ in module.parameters())
-        else "cpu",
+        "device": str(module.device),
     }
     return module.eval().cpu(), record
 
@@ -543,15 +540,8 @@ def run(
         result = evaluate(methods, scenes)
         record["folds"].append({**asdict(fold), "training": training_record, **result})
         every_scene += result["scenes"]
-    names = list(every_scene[0]["methods"]) if every_scene else []
     record["scenes"] = every_scene
-    record["mean"] = {
-        name: {
-            key: _mean([row["methods"][name][key] for row in every_scene])
-            for key in every_scene[0]["methods"][name]
-        }
-        for name in names
-    }
+    record["mean"] = mean_scores(every_scene)
     record["margins"] = margins(record["mean"])
     return record
 
