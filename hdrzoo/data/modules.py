@@ -138,7 +138,9 @@ class SyntheticDataModule(_BracketDataModule):
         val_seed: seed of validation item 0.
         test_seed: seed of test item 0.
         radiance: ``"assets"`` (the packaged panoramas), ``"procedural"``, a path to a
-            ``.hdr`` / ``.exr`` radiance map, or a list of these.
+            ``.hdr`` / ``.exr`` radiance map, a folder of such maps (e.g. your own
+            collection: one is drawn per sample), or a list of these (a list of files
+            restricts training to those maps).
         n_frames: frames per bracket (ignored when ``evs`` is given).
         evs: explicit exposure values per frame, ascending (e.g. ``[-2, 0, 2]``).
         ref: reference frame index; None: the middle frame.

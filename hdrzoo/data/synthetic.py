@@ -48,6 +48,7 @@ __all__ = [
     "SyntheticDataset",
     "asset_paths",
     "procedural_radiance",
+    "radiance_folder",
     "synthesize",
 ]
 
@@ -88,7 +89,10 @@ class SyntheticConfig:
         ev_steps: EV spacings between consecutive frames to draw from, in stops; each
             sample uses one of them (Kalantari-style brackets are 2 or 3 stops apart).
         radiance: ``"assets"`` (the packaged panoramas), ``"procedural"``, a path to a
-            ``.hdr`` / ``.exr`` file, or a list of any of these (one is drawn per sample).
+            ``.hdr`` / ``.exr`` file, a path to a folder of such files (one of them is
+            drawn per sample, like ``"assets"``), or a list of any of these (one is drawn
+            per sample). A list of files restricts training to chosen maps, e.g. to hold
+            others out for evaluation (``benchmarks/transfer.py``).
         camera_translation: ``(min, max)`` camera shift of a non-reference frame, in pixels.
         camera_rotation: largest camera roll of a non-reference frame, in degrees.
         camera_scale: largest relative zoom change (0.005 = +-0.5 %).
@@ -220,15 +224,39 @@ def _sources(radiance: str | Sequence[str]) -> list[str]:
     return [radiance] if isinstance(radiance, str) else list(radiance)
 
 
+RADIANCE_SUFFIXES = (".hdr", ".exr")
+"""File name endings of the radiance maps the simulator reads."""
+
+
 def _check_radiance_path(source: str) -> None:
     path = Path(source)
-    if path.suffix.lower() not in (".hdr", ".exr"):
+    if path.is_dir():
+        radiance_folder(path)  # raises when the folder holds no map
+        return
+    if path.suffix.lower() not in RADIANCE_SUFFIXES:
         raise HDRZooError(
-            f"SyntheticConfig.radiance: {source!r} is neither 'assets', 'procedural' nor a "
-            ".hdr / .exr file"
+            f"SyntheticConfig.radiance: {source!r} is neither 'assets', 'procedural', a "
+            ".hdr / .exr file nor a folder of them"
         )
     if not path.is_file():
         raise ReadError(f"SyntheticConfig.radiance: radiance map {path} does not exist")
+
+
+def radiance_folder(folder: str | os.PathLike) -> list[Path]:
+    """The ``.hdr`` / ``.exr`` radiance maps directly in ``folder``, sorted by name.
+
+    Examples:
+        >>> [p.name for p in radiance_folder(ASSETS_DIR)]
+        ['city.exr', 'sunset.exr']
+    """
+    path = Path(folder)
+    maps = sorted(p for p in path.glob("*") if p.suffix.lower() in RADIANCE_SUFFIXES)
+    maps = [p for p in maps if p.is_file()]
+    if not maps:
+        raise ReadError(
+            f"SyntheticConfig.radiance: the folder {path} holds no .hdr / .exr radiance map"
+        )
+    return maps
 
 
 def asset_paths() -> list[Path]:
@@ -896,9 +924,9 @@ def _synthesize(seed: int, cfg: SyntheticConfig) -> Bracket:
 
     sources = _sources(cfg.radiance)
     source = sources[int(rng.integers(0, len(sources)))]
-    if source == "assets":
-        assets = asset_paths()
-        source = str(assets[int(rng.integers(0, len(assets)))])
+    if source == "assets" or (source != "procedural" and Path(source).is_dir()):
+        maps = asset_paths() if source == "assets" else radiance_folder(source)
+        source = str(maps[int(rng.integers(0, len(maps)))])
 
     if source == "procedural":
         canvas = procedural_radiance(canvas_h, canvas_w, generator)
