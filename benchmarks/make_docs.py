@@ -423,7 +423,8 @@ def section_legacy(report: dict) -> list[str]:
         lines += [f"### {block['title']}", ""]
         if block.get("source"):
             lines += [block["source"], ""]
-        lines += table(block["columns"], block["rows"])
+        if block.get("columns"):
+            lines += table(block["columns"], block["rows"])
         lines += [p for text in block.get("text", []) for p in (text, "")]
     return lines
 

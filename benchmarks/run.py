@@ -110,9 +110,6 @@ _NOTABLE_UNCOUNTED = (
     "col2im",
     "cumsum",
     "fft",
-    "linalg",
-    "sort",
-    "topk",
 )
 # Times and goals quoted by issue 20, stored with the results so that the GPU table can set
 # them beside the measurements (every figure of docs/benchmarks.md comes from the JSON).
@@ -362,13 +359,13 @@ def count_macs(module, bracket, device: torch.device) -> dict[str, Any]:
 
     class _Seen(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            name = str(func.overloadpacket).split("::")[-1].split(".")[0]
+            name = func.overloadpacket.__name__
             seen[name] = seen.get(name, 0) + 1
             return func(*args, **(kwargs or {}))
 
     with torch.no_grad(), counted, _Seen():
         module.merge(bracket, device=device, max_pixels=None)
-    registry = {str(k).split("::")[-1].split(".")[0] for k in counted.flop_registry}
+    registry = {getattr(k, "__name__", str(k)) for k in counted.flop_registry}
     missed = sorted(
         name
         for name in seen
@@ -1182,24 +1179,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if missing:
         raise SystemExit(f"--models: not registered: {missing}; registered: {', '.join(known)}")
     device = resolve_device(args.device)
-    run_id = utc_now()
+    run_id = f"{utc_now()}-{os.getpid()}"
     harness = Harness(args, device, run_id)
     started = time.perf_counter()
+    group_seconds = {}
     for group in [g for g in GROUPS if g in csv(args.only)]:
+        group_started = time.perf_counter()
         if group == "synthetic_data":
             harness.synthetic_data()
-            continue
-        for model in models:
-            print(f"== {group}: {model}", flush=True)
-            getattr(harness, group)(model)
+        else:
+            for model in models:
+                print(f"== {group}: {model}", flush=True)
+                getattr(harness, group)(model)
+        group_seconds[group] = round(time.perf_counter() - group_started, 1)
     run = {
         "id": run_id,
-        "date": run_id,
+        "date": run_id.rsplit("-", 1)[0],
         "argv": sys.argv[1:] if argv is None else list(argv),
         "quick": args.quick,
         "git": git_commit(),
         "machine": machine_info(device),
         "seconds": round(time.perf_counter() - started, 1),
+        "group_seconds": group_seconds,
     }
     path = results_path(device, args.out)
     old = json.loads(path.read_text()) if path.is_file() else None
