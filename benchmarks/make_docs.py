@@ -130,7 +130,10 @@ def _timing_cell(entry: dict[str, Any] | None, key: str = "median_s") -> str:
     if text is not None:
         return text
     reps = entry.get("reps")
-    return fmt_seconds(entry[key]) + (f" ({reps})" if reps else "")
+    text = fmt_seconds(entry[key]) + (f" ({reps})" if reps else "")
+    if entry.get("network_median_s") is not None:
+        text += f"; network {fmt_seconds(entry['network_median_s'])}"
+    return text
 
 
 def section_latency(results: dict, device: str) -> list[str]:
@@ -151,7 +154,8 @@ def section_latency(results: dict, device: str) -> list[str]:
     lines += [
         "Median of the timed repeats (their number in brackets) after one warm-up call; "
         "`HxW@T` merges in tiles of T pixels. One call is `hdrzoo.inference.merge` on a "
-        "3-frame bracket, including padding and the copy back to the host."
+        "3-frame bracket, including padding and the copies to and from the device; on a GPU "
+        "`network` is the network alone on inputs already there (CUDA events)."
         + (" Sizes the network pads: " + "; ".join(notes) + "." if notes else ""),
         "",
     ]

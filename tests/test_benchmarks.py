@@ -268,3 +268,11 @@ def test_cpu_bf16_safnet_s_stays_within_the_accuracy_bound(safnet_s_fixture):
     assert accuracy["psnr_mu_fp32"] == pytest.approx([33.2079, 37.3750], abs=0.01)
     changes = accuracy["psnr_mu_change"]
     assert max(abs(c) for c in changes) <= BF16_BOUND_DB, f"PSNR-mu changes {changes} dB"
+
+
+def test_docstring_examples_of_the_harness_run():
+    import doctest
+
+    for module in (run, make_docs):
+        failures, tried = doctest.testmod(module, verbose=False)
+        assert tried > 0 and failures == 0, module.__name__
