@@ -523,7 +523,8 @@ def machine_lines(device: str, report: dict, source: str) -> list[str]:
                     m.get("torch", "?"),
                     ", ".join(m.get("cpu_flags", [])) or "-",
                     f"`{run.get('git', '?')[:12]}`",
-                    " ".join(run.get("argv", [])) or "(defaults)",
+                    (" ".join(run.get("argv", [])) or "(defaults)")
+                    + ("" if run.get("complete", True) else " (interrupted)"),
                 ]
             )
         lines += table(

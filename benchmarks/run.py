@@ -318,9 +318,14 @@ def repeat_timing(
     reps: int,
     warmup: int,
     point_seconds: float,
+    predicted_s: float | None = None,
 ) -> dict[str, Any]:
     """Warm up, then time repeats; long calls get fewer repeats (at least one) so that one
-    point takes about ``point_seconds``. Returns the times, their median and minimum."""
+    point takes about ``point_seconds``. A call predicted (from a smaller size of the same
+    model in this process, which warmed it up) to take longer than that runs once, without a
+    separate warm-up. Returns the times, their median and minimum."""
+    if predicted_s is not None and predicted_s > point_seconds:
+        warmup, reps = 0, 1
     warm = [timed_call(fn, device) for _ in range(max(warmup, 0))]
     estimate = warm[-1] if warm else None
     if estimate is not None and estimate > 0:
@@ -473,6 +478,17 @@ class Harness:
         self.device = device
         self.run_id = run_id
         self.results: dict[str, dict[str, dict[str, Any]]] = {}
+        self._last: dict[str, tuple[int, float]] = {}  # model -> (pixels, seconds) timed last
+
+    def predicted(self, name: str, pixels: int) -> float | None:
+        """Seconds a merge of ``pixels`` should take, linear from the model's last timing."""
+        if name not in self._last:
+            return None
+        last_pixels, seconds = self._last[name]
+        return seconds * pixels / last_pixels
+
+    def remember(self, name: str, pixels: int, seconds: float) -> None:
+        self._last[name] = (pixels, seconds)
 
     # -------------------------------------------------------------- helpers -----
     def record(self, group: str, model: str, key: str, entry: dict[str, Any]) -> None:
@@ -543,11 +559,13 @@ class Harness:
                     name,
                     key,
                     lambda b=bracket, t=tile, p=precision, n=note: self._latency(
-                        module, b, t, p, n
+                        name, module, b, t, p, n
                     ),
                 )
 
-    def _latency(self, module, bracket, tile: int | None, precision: str, note: str) -> dict:
+    def _latency(
+        self, name: str, module, bracket, tile: int | None, precision: str, note: str
+    ) -> dict:
         """Time ``merge`` end to end; on a GPU also the network alone on device-resident inputs
         (no host copies), which is what the papers' and the issue's GPU times measure."""
 
@@ -563,8 +581,11 @@ class Harness:
             )
 
         args = (self.device, self.args.reps, self.args.warmup, self.args.point_seconds)
+        pixels = bracket.size[0] * bracket.size[1]
         with gpu_precision(precision):
-            entry = repeat_timing(call, *args)
+            entry = repeat_timing(call, *args, predicted_s=self.predicted(name, pixels))
+            if precision == "fp32":
+                self.remember(name, pixels, entry["median_s"])
             if self.device.type == "cuda" and tile is None:
                 network = repeat_timing(
                     network_call(module, bracket, self.device, precision, self.args.compile), *args
@@ -637,7 +658,9 @@ class Harness:
                     self.args.reps,
                     self.args.warmup,
                     self.args.point_seconds,
+                    predicted_s=self.predicted(name, height * width),
                 )
+                self.remember(name, height * width, timing["median_s"])
             except (RuntimeError, MemoryError) as err:
                 points.append(
                     {"size": [height, width], "na": f"{type(err).__name__}: {str(err)[:200]}"}
@@ -773,7 +796,8 @@ class Harness:
             lambda: call(precision),
             self.device,
             self.args.reps,
-            self.args.warmup,
+            max(self.args.warmup, 1),
+            self.args.point_seconds,
         )
         return {**accuracy, **ratio, "timing_size": [height, width], "scenes": scenes["what"]}
 
@@ -1032,12 +1056,21 @@ def precision_accuracy(
 
 
 def interleaved_ratio(
-    baseline: Callable[[], Any], candidate: Callable[[], Any], device, pairs: int, warmup: int
+    baseline: Callable[[], Any],
+    candidate: Callable[[], Any],
+    device,
+    pairs: int,
+    warmup: int,
+    point_seconds: float = math.inf,
 ) -> dict:
-    """Median of per-pair time ratios ``candidate / baseline``, alternating which goes first."""
-    for _ in range(warmup):
-        baseline()
-        candidate()
+    """Median of per-pair time ratios ``candidate / baseline``, alternating which goes first.
+
+    The warm-up pair is timed to bound the number of pairs (at least two) by about
+    ``2 * point_seconds`` of calls.
+    """
+    warm = [(timed_call(baseline, device), timed_call(candidate, device)) for _ in range(warmup)]
+    if warm and sum(warm[-1]) > 0:
+        pairs = max(2, min(pairs, int(2 * point_seconds / sum(warm[-1]))))
     base_times, cand_times = [], []
     for i in range(max(pairs, 1)):
         order = (baseline, candidate) if i % 2 == 0 else (candidate, baseline)
@@ -1047,6 +1080,7 @@ def interleaved_ratio(
     ratios = [c / b for c, b in zip(cand_times, base_times)]
     return {
         "time_ratio": statistics.median(ratios),
+        "ratios": ratios,
         "fp32_median_s": statistics.median(base_times),
         "reduced_median_s": statistics.median(cand_times),
         "pairs": len(ratios),
@@ -1201,17 +1235,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     device = resolve_device(args.device)
     run_id = f"{utc_now()}-{os.getpid()}"
     harness = Harness(args, device, run_id)
-    started = time.perf_counter()
-    group_seconds = {}
-    for group in [g for g in GROUPS if g in csv(args.only)]:
-        group_started = time.perf_counter()
-        if group == "synthetic_data":
-            harness.synthetic_data()
-        else:
-            for model in models:
-                print(f"== {group}: {model}", flush=True)
-                getattr(harness, group)(model)
-        group_seconds[group] = round(time.perf_counter() - group_started, 1)
+    path = results_path(device, args.out)
     run = {
         "id": run_id,
         "date": run_id.rsplit("-", 1)[0],
@@ -1219,21 +1243,42 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "quick": args.quick,
         "git": git_commit(),
         "machine": machine_info(device),
-        "seconds": round(time.perf_counter() - started, 1),
-        "group_seconds": group_seconds,
+        "seconds": 0.0,
+        "group_seconds": {},
+        "complete": False,
     }
-    path = results_path(device, args.out)
-    old = json.loads(path.read_text()) if path.is_file() else None
-    report = merge_report(old, _finite(harness.results), run)
-    write_json(path, report)
+    started = time.perf_counter()
+
+    def save() -> dict[str, Any]:
+        # After every model of every group: a crash (or the OOM killer) hours into a full run
+        # loses only the measurement in progress.
+        run["seconds"] = round(time.perf_counter() - started, 1)
+        old = json.loads(path.read_text()) if path.is_file() else None
+        report = merge_report(old, _finite(harness.results), run)
+        write_json(path, report)
+        return report
+
+    for group in [g for g in GROUPS if g in csv(args.only)]:
+        group_started = time.perf_counter()
+        if group == "synthetic_data":
+            harness.synthetic_data()
+            save()
+        else:
+            for model in models:
+                print(f"== {group}: {model}", flush=True)
+                getattr(harness, group)(model)
+                save()
+        run["group_seconds"][group] = round(time.perf_counter() - group_started, 1)
+    run["complete"] = True
+    report = save()
     print(f"wrote {path} ({run['seconds']} s)")
     if args.docs:
-        import make_docs  # noqa: PLC0415  (beside this file)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import make_docs  # beside this file
 
         make_docs.main([])
     return report
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     main()
