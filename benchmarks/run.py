@@ -398,11 +398,13 @@ def vm_rss_mib() -> float:
     return float("nan")
 
 
-def memory_child(model: str, height: int, width: int, tile: int | None, threads: int) -> dict:
+def memory_child(
+    model: str, height: int, width: int, tile: int | None, threads: int, frames: int = 3
+) -> dict:
     """One merge in this (fresh) process: its peak RSS and what was resident before it."""
     torch.set_num_threads(threads)
     module = build_model(model)
-    bracket = random_bracket(height, width)
+    bracket = random_bracket(height, width, frames)
     before = vm_rss_mib()
     start = time.perf_counter()
     hdr = module.merge(bracket, tile=tile, overlap=tile_overlap(tile), max_pixels=None)
@@ -503,7 +505,14 @@ class Harness:
 
         try:
             entry = measure()
-        except (HDRZooError, RuntimeError, NotImplementedError, ValueError, TypeError) as err:
+        except (
+            HDRZooError,
+            RuntimeError,
+            MemoryError,
+            NotImplementedError,
+            ValueError,
+            TypeError,
+        ) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else ""
             entry = {"na": f"{type(err).__name__}: {first[:300]}"}
         finally:
@@ -520,8 +529,15 @@ class Harness:
             return csv(self.args.precisions)
         return ["fp32"]
 
+    def key_suffix(self, key: str) -> str:
+        """``key``, marked with the frame count when it is not the usual 3."""
+        return key if self.args.frames == 3 else f"{key} {self.args.frames} frames"
+
+    def key(self, height: int, width: int, tile: int | None = None) -> str:
+        return self.key_suffix(size_key(height, width, tile))
+
     def timing_key(self, height: int, width: int, tile: int | None, precision: str) -> str:
-        key = size_key(height, width, tile)
+        key = self.key(height, width, tile)
         if precision != "fp32":
             key += f" {precision}"
         return key + (" compiled" if self.args.compile else "")
@@ -534,21 +550,23 @@ class Harness:
     def macs(self, name: str) -> None:
         module = self.model(name)
         for height, width, _ in map(parse_size, csv(self.args.macs_sizes)):
-            padded, note = input_rule(module, height, width)
+            padded, note = input_rule(module, height, width, self.args.frames)
 
             def measure(height=height, width=width, padded=padded, note=note) -> dict:
                 if padded is None:
                     return {"na": note}
-                entry = count_macs(module, random_bracket(height, width), self.device)
+                entry = count_macs(
+                    module, random_bracket(height, width, self.args.frames), self.device
+                )
                 return {**entry, "network_size": list(padded), "note": note}
 
-            self.guarded("macs", name, size_key(height, width), measure)
+            self.guarded("macs", name, self.key(height, width), measure)
 
     def latency(self, name: str) -> None:
         module = self.model(name)
         for height, width, tile in map(parse_size, csv(self.args.sizes)):
-            padded, note = input_rule(module, height, width)
-            bracket = random_bracket(height, width)
+            padded, note = input_rule(module, height, width, self.args.frames)
+            bracket = random_bracket(height, width, self.args.frames)
             for precision in self.precisions():
                 key = self.timing_key(height, width, tile, precision)
                 if padded is None:
@@ -597,7 +615,11 @@ class Harness:
 
     def memory(self, name: str) -> None:
         for height, width, tile in map(parse_size, csv(self.args.sizes)):
-            key = size_key(height, width, tile)
+            key = self.key(height, width, tile)
+            padded, note = input_rule(build_model(name), height, width, self.args.frames)
+            if padded is None:
+                self.record("memory", name, key, {"na": note})
+                continue
             if self.device.type == "cuda":
                 self.guarded(
                     "memory",
@@ -606,26 +628,24 @@ class Harness:
                     lambda h=height, w=width, t=tile: self._cuda_memory(name, h, w, t),
                 )
                 continue
-            padded, note = input_rule(build_model(name), height, width)
-            if padded is None:
-                self.record("memory", name, key, {"na": note})
-                continue
             child = [
                 "--child",
                 "memory",
                 "--models",
                 name,
                 "--sizes",
-                key,
+                size_key(height, width, tile),
                 "--threads",
                 str(self.args.threads),
+                "--frames",
+                str(self.args.frames),
             ]
             entry = run_child(child, timeout=self.args.child_timeout)
             self.record("memory", name, key, {**entry, "tile": tile, "note": note})
 
     def _cuda_memory(self, name: str, height: int, width: int, tile: int | None) -> dict:
         module = self.model(name)
-        bracket = random_bracket(height, width)
+        bracket = random_bracket(height, width, self.args.frames)
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(self.device)
         before = torch.cuda.memory_allocated(self.device)
@@ -645,10 +665,10 @@ class Harness:
         sizes = [parse_size(s)[:2] for s in csv(self.args.scaling_sizes)]
         points = []
         for height, width in sizes:
-            padded, note = input_rule(module, height, width)
+            padded, note = input_rule(module, height, width, self.args.frames)
             if padded is None:
                 continue
-            bracket = random_bracket(height, width)
+            bracket = random_bracket(height, width, self.args.frames)
             try:
                 timing = repeat_timing(
                     lambda bracket=bracket: module.merge(
@@ -678,7 +698,7 @@ class Harness:
             )
         else:
             entry["na"] = "fewer than two sizes could be timed"
-        self.record("scaling", name, "time_vs_pixels", entry)
+        self.record("scaling", name, self.key_suffix("time_vs_pixels"), entry)
 
     def training(self, name: str) -> None:
         configs = synthetic_configs(name)
@@ -1146,6 +1166,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument(
+        "--frames", type=int, default=3, help="frames per bracket for macs/latency/memory/scaling"
+    )
+    parser.add_argument(
         "--sizes", help=f"latency / memory sizes HxW[@TILE] (default {DEFAULTS['sizes']})"
     )
     parser.add_argument("--macs-sizes", help=f"MAC count sizes (default {DEFAULTS['macs_sizes']})")
@@ -1222,7 +1245,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     if args.child == "memory":
         height, width, tile = parse_size(csv(args.sizes)[0])
-        print(json.dumps(memory_child(csv(args.models)[0], height, width, tile, args.threads)))
+        print(
+            json.dumps(
+                memory_child(csv(args.models)[0], height, width, tile, args.threads, args.frames)
+            )
+        )
         return {}
 
     from hdrzoo.hub import list_models

@@ -109,8 +109,8 @@ def smoke(tmp_path_factory) -> tuple[Path, dict, dict]:
     out = tmp_path_factory.mktemp("bench") / "cpu.json"
     first = run.main([*SMOKE_ARGS, "--out", str(out)])
     second = run.main(
-        ["--quick", "--models", "classic", "--only", "params,memory", "--sizes", "16x16"]
-        + ["--out", str(out)]
+        ["--quick", "--models", "classic,safnet_s", "--only", "memory", "--sizes", "16x16"]
+        + ["--frames", "5", "--out", str(out)]
     )
     return out, first, second
 
@@ -149,14 +149,20 @@ def test_a_subset_run_replaces_only_its_own_entries(smoke):
     out, first, second = smoke
     merged = json.loads(out.read_text())
     first_id = first["results"]["latency"]["classic"]["24x40"]["run"]
-    second_id = merged["results"]["memory"]["classic"]["16x16"]["run"]
-    assert first_id != second_id and set(merged["runs"]) == {first_id, second_id}
-    assert merged["results"]["params"]["classic"]["all"]["run"] == second_id
-    assert merged["results"]["params"]["safnet_s"]["all"]["run"] == first_id
-    assert merged["results"]["latency"] == first["results"]["latency"]
-    memory = merged["results"]["memory"]["classic"]["16x16"]
-    assert memory["peak_rss_mib"] >= memory["rss_before_merge_mib"] > 0
-    assert second["runs"][second_id]["argv"][:2] == ["--quick", "--models"]
+    second_id = next(iter(second["runs"].keys() - {first_id}))
+    assert set(merged["runs"]) == {first_id, second_id}
+    for group in SMOKE_GROUPS:
+        assert merged["results"][group] == first["results"][group], group
+    memory = merged["results"]["memory"]
+    assert memory["classic"]["16x16 5 frames"]["run"] == second_id
+    assert (
+        memory["classic"]["16x16 5 frames"]["peak_rss_mib"]
+        >= memory["classic"]["16x16 5 frames"]["rss_before_merge_mib"]
+        > 0
+    )
+    # SAFNet-S takes exactly three frames: a clear n/a, no process started for it
+    assert "exactly 3 frames" in memory["safnet_s"]["16x16 5 frames"]["na"]
+    assert merged["runs"][second_id]["argv"][:2] == ["--quick", "--models"]
 
 
 def test_make_docs_renders_the_smoke_results(smoke, tmp_path):
