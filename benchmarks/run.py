@@ -1177,7 +1177,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--precision-size",
-        help=f"size of the precision timing (default {DEFAULTS['precision_size']})",
+        help=f"size of the precision and safnet_speed timings (default {DEFAULTS['precision_size']})",
     )
     parser.add_argument(
         "--precisions", default="fp32,tf32,bf16,fp16", help="GPU precisions; CPU runs fp32 and bf16"
