@@ -36,8 +36,10 @@ docs: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hdrzoo tests benchmarks examples
 
+# Hours on 2 CPU cores; `$(PY) benchmarks/run.py --quick` is a smoke run. Writes
+# benchmarks/results/cpu.json and regenerates docs/benchmarks.md from it.
 bench: $(STAMP)
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py --docs
 
 clean:
 	rm -rf $(VENV) build dist site *.egg-info .pytest_cache .ruff_cache
