@@ -1,9 +1,9 @@
 """STHDR training on CPU through ``Trainer.fit``, measured on held-out synthetic brackets.
 
-An STHDR training step is slow on a CPU (3 GMAC per 128x128 forward, torchvision's CPU
-deformable-conv backward, 60 HIN blocks on tiny maps), so the convincing test (beats
-``classic`` and the reference frame alone) is marked slow; the default-suite test runs four
-steps and checks that the loss and PSNR-mu on held-out brackets both improve.
+Trained with the demo's recipe (``hdrzoo.demo.demo_recipe("sthdr")``: 64 x 64 crops, batch
+4, about a second per step on two CPU cores), STHDR must beat both baselines, ``classic``
+and the reference frame alone, on held-out brackets. Its untrained output is the reference
+frame (zero output conv), so the margin over the reference is what training added.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ import torch
 
 import hdrzoo
 from hdrzoo import metrics
-from hdrzoo.data.modules import SyntheticDataModule
 from hdrzoo.data.synthetic import synthesize
-from hdrzoo.hub import create_model
+from hdrzoo.demo import demo_recipe
 from hdrzoo.ops.tonemap import linearize
 
 HELD_OUT_SEED = 3_000_000  # disjoint from training (0..), validation (1e6..) and test (2e6..)
+DEFAULT_STEPS = 60
 
 
 def _mean_psnr_mu(merge, scenes) -> float:
@@ -30,23 +30,11 @@ def _reference_alone(bracket) -> torch.Tensor:
     return linearize(bracket.ldr[bracket.ref], bracket.exposures[bracket.ref : bracket.ref + 1])[0]
 
 
-class _LossHistory(L.Callback):
-    def __init__(self) -> None:
-        self.losses: list[float] = []
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.losses.append(float(outputs["loss"]))
-
-
-def _train(steps: int, crop: int, batch: int, lr: float, accelerator: str = "cpu"):
-    torch.set_num_threads(2)
-    L.seed_everything(0, verbose=False)
-    module = create_model(
-        "sthdr", optimizer=lambda params: torch.optim.Adam(params, lr=lr, betas=(0.9, 0.999))
-    )
-    history = _LossHistory()
+def _fit_demo_recipe(steps: int, seed: int = 0):
+    """Train with the demo's recipe (64 crops, batch 4, AdamW 1e-3, clipping, cosine decay)."""
+    module, data, recipe = demo_recipe("sthdr", seed=seed, max_steps=steps)
     trainer = L.Trainer(
-        accelerator=accelerator,
+        accelerator="cpu",
         devices=1,
         max_steps=steps,
         logger=False,
@@ -55,59 +43,40 @@ def _train(steps: int, crop: int, batch: int, lr: float, accelerator: str = "cpu
         enable_model_summary=False,
         limit_val_batches=0,
         num_sanity_val_steps=0,
-        callbacks=[history],
-    )
-    data = SyntheticDataModule(crop_size=crop, batch_size=batch, seed=0)
-    return module, trainer, data, history
-
-
-def _held_out_loss(module, scenes) -> float:
-    batch = {
-        "ldr": torch.stack([s.ldr for s in scenes]),
-        "exposures": torch.stack([s.exposures for s in scenes]),
-        "ref": torch.tensor([s.ref for s in scenes]),
-        "gt": torch.stack([s.gt for s in scenes]),
-    }
-    with torch.no_grad():
-        out = module(batch["ldr"], batch["exposures"], batch["ref"])
-        return float(module.compute_loss(out, batch)[0])
-
-
-def test_sthdr_training_steps_lower_the_held_out_loss_and_raise_psnr_mu():
-    # Four Adam steps from PyTorch's default init: the random output residual over the
-    # reference image starts far off (about 11 dB), and the first steps must pull it in.
-    module, trainer, data, history = _train(steps=4, crop=128, batch=1, lr=2e-3)
-    scenes = [synthesize(HELD_OUT_SEED + i, size=(128, 128)) for i in range(2)]
-    module.eval()
-    psnr_before, loss_before = _mean_psnr_mu(module.merge, scenes), _held_out_loss(module, scenes)
-    trainer.fit(module.train(), datamodule=data)
-    assert trainer.global_step == 4 and len(history.losses) == 4
-    module.eval()
-    psnr_after, loss_after = _mean_psnr_mu(module.merge, scenes), _held_out_loss(module, scenes)
-    print(
-        f"held-out PSNR-mu {psnr_before:.2f} -> {psnr_after:.2f}, loss {loss_before:.4f} -> "
-        f"{loss_after:.4f}; training losses {history.losses}"
-    )
-    # Measured here: 11.19 -> 13.25 dB, held-out loss 0.576 -> 0.533.
-    assert loss_after < 0.95 * loss_before, (loss_before, loss_after)
-    assert psnr_after > psnr_before + 1.0, (psnr_before, psnr_after)
-
-
-@pytest.mark.slow
-def test_sthdr_trained_from_scratch_beats_classic_and_the_reference_frame():
-    # Hours on a 2-core CPU; minutes on a GPU (accelerator auto).
-    module, trainer, data, history = _train(
-        steps=300, crop=128, batch=4, lr=1e-3, accelerator="auto"
+        **recipe,
     )
     trainer.fit(module, datamodule=data)
-    assert trainer.global_step == 300
-    module = module.cpu().eval()
-    scenes = [synthesize(HELD_OUT_SEED + i, size=(128, 192)) for i in range(6)]
+    assert trainer.global_step == steps
+    return module.eval()
+
+
+def _compare_with_baselines(module, scenes) -> tuple[float, float, float]:
     learned = _mean_psnr_mu(module.merge, scenes)
     classic = _mean_psnr_mu(hdrzoo.load("classic").merge, scenes)
     reference = _mean_psnr_mu(_reference_alone, scenes)
     print(
         f"held-out PSNR-mu: sthdr {learned:.2f}, reference {reference:.2f}, classic {classic:.2f}"
     )
+    return learned, reference, classic
+
+
+def test_sthdr_trained_briefly_beats_classic_and_the_reference_frame():
+    # The untrained network returns the reference frame (zero output conv), so anything
+    # above the reference is learned merging. Measured here (60 steps):
+    # 28.53 dB against 26.94 (reference) and 22.12 (classic); seed 1 gave 28.50.
+    torch.set_num_threads(2)
+    module = _fit_demo_recipe(DEFAULT_STEPS)
+    scenes = [synthesize(HELD_OUT_SEED + i, size=(128, 192)) for i in range(4)]
+    learned, reference, classic = _compare_with_baselines(module, scenes)
     assert learned > reference + 1.0, (learned, reference)
-    assert learned > classic + 1.0, (learned, classic)
+    assert learned > classic + 3.0, (learned, classic)
+
+
+@pytest.mark.slow
+def test_sthdr_trained_longer_beats_classic_and_the_reference_frame_by_more():
+    torch.set_num_threads(2)
+    module = _fit_demo_recipe(300)
+    scenes = [synthesize(HELD_OUT_SEED + i, size=(128, 192)) for i in range(6)]
+    learned, reference, classic = _compare_with_baselines(module, scenes)
+    assert learned > reference + 2.0, (learned, reference)
+    assert learned > classic + 5.0, (learned, classic)
