@@ -395,9 +395,16 @@ class FlexHDR(nn.Module):
         warped_features, warped_confidence = aligned.split([FEATURES, 1], dim=2)
         reference = window[:, :, :FEATURES].expand_as(warped_features)
         uncertainty = (warped_features - reference).abs() * window[:, :, FEATURES:]
-        attention_input = torch.cat(
-            [warped_features, reference, uncertainty, warped_confidence], 2
-        ).flatten(0, 1)
+        # Channels-last, which oneDNN convolves faster; every layer after keeps the layout.
+        attention_input = torch.empty(
+            (batch * frames, 3 * FEATURES + 1, *window.shape[-2:]),
+            dtype=window.dtype,
+            device=window.device,
+            memory_format=torch.channels_last,
+        )
+        parts = [warped_features, reference, uncertainty, warped_confidence]
+        torch.cat([part.flatten(0, 1) for part in parts], 1, out=attention_input)
+        del parts
         # Each of these holds 64 to 193 channels per frame: free them as soon as they are used.
         del uncertainty, warped_confidence
         attention = self.attention(attention_input, frames)
