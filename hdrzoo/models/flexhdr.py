@@ -402,9 +402,11 @@ class FlexHDR(nn.Module):
             device=window.device,
             memory_format=torch.channels_last,
         )
-        parts = [warped_features, reference, uncertainty, warped_confidence]
-        torch.cat([part.flatten(0, 1) for part in parts], 1, out=attention_input)
-        del parts
+        channel = 0
+        # Slice by slice rather than cat(out=), which autograd does not support.
+        for part in (warped_features, reference, uncertainty, warped_confidence):
+            attention_input[:, channel : channel + part.shape[2]] = part.flatten(0, 1)
+            channel += part.shape[2]
         # Each of these holds 64 to 193 channels per frame: free them as soon as they are used.
         del uncertainty, warped_confidence
         attention = self.attention(attention_input, frames)
