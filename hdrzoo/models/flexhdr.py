@@ -53,8 +53,9 @@ ALL_PAIRS_MAX_BYTES = 512 * 2**20
 together); above, it looks the correlation up on demand (same numbers, little memory)."""
 HEAD_PIXELS = 2**18
 """Default ``head_pixels``: most frame-pixels (frames x pixels, halos included) the
-attention and merge networks process at once. Their activations peak at about 3 KB per
-frame-pixel (the dense blocks' concatenations), so about 1.6 GB per tile."""
+attention and merge networks process at once. Their activations peak at about 4 KB per
+frame-pixel (the dense blocks' concatenations and oneDNN's copies of them), so about
+1.1 GB per tile."""
 
 
 def _lrelu(x: torch.Tensor) -> torch.Tensor:
@@ -475,12 +476,12 @@ class FlexHDRModule(HDRModule):
         iterations: flow refinement steps (training and inference; ``hdrzoo.load("flexhdr",
             iterations=12)`` changes it at inference).
         correlation: ``"auto"``, ``"all_pairs"`` or ``"on_demand"`` (see :class:`FlexHDR`).
-        head_pixels: frame-pixels the attention and merge networks process at once (exact
-            tiling; see :class:`FlexHDR`); ``None``: the whole image at once.
         photometric_weight: weight of ``L_phot`` (1).
         perceptual_weight: weight of ``L_vgg`` (1e-3); ``0`` never downloads VGG19.
         random_subsets: train on a random subset of 2..N frames per batch that contains each
             sample's reference, in random order, so one model serves any N.
+        head_pixels: frame-pixels the attention and merge networks process at once (exact
+            tiling, for memory; see :class:`FlexHDR`); ``None``: the whole image at once.
         optimizer: ``params -> Optimizer`` (CLI ``--optimizer``); default AdamW(2e-4, wd 1e-4).
         lr_scheduler: ``optimizer -> LRScheduler`` (CLI ``--lr_scheduler``).
     """
@@ -489,10 +490,10 @@ class FlexHDRModule(HDRModule):
         self,
         iterations: int = 8,
         correlation: str = "auto",
-        head_pixels: int | None = HEAD_PIXELS,
         photometric_weight: float = 1.0,
         perceptual_weight: float = 1e-3,
         random_subsets: bool = False,
+        head_pixels: int | None = HEAD_PIXELS,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
