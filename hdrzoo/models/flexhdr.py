@@ -51,11 +51,11 @@ CORRELATIONS = ("auto", "all_pairs", "on_demand")
 ALL_PAIRS_MAX_BYTES = 512 * 2**20
 """``correlation="auto"`` builds the all-pairs pyramid only below this size (all pairs
 together); above, it looks the correlation up on demand (same numbers, little memory)."""
-HEAD_PIXELS = 2**18
+HEAD_PIXELS = 3 * 2**16
 """Default ``head_pixels``: most frame-pixels (frames x pixels, halos included) the
 attention and merge networks process at once. Their activations peak at about 4 KB per
 frame-pixel (the dense blocks' concatenations and oneDNN's copies of them), so about
-1.1 GB per tile."""
+0.8 GB per tile."""
 
 
 def _lrelu(x: torch.Tensor) -> torch.Tensor:
