@@ -1,14 +1,15 @@
 """Peak memory and time of one FlexHDR merge on CPU: the default against the whole-image head.
 
     python benchmarks/flexhdr_memory.py --height 1000 --width 1500
-    python benchmarks/flexhdr_memory.py --height 1000 --width 1500 --head-pixels none
+    python benchmarks/flexhdr_memory.py --height 256 --width 384 --head-pixels none
+    python benchmarks/flexhdr_memory.py --height 256 --width 384 --compare
 
 The default merges as a user does (``hdrzoo.load("flexhdr").merge(bracket)``, no tile
 argument): flows for the whole image, the attention and merge networks in exact halo tiles
 of ``head_pixels`` frame-pixels. ``--head-pixels none`` runs them on the whole image at
-once (the path before tiling; about 17 GB per megapixel at 3 frames, so keep it small).
-Runs in a fresh process so that ``ru_maxrss`` (peak resident set size) belongs to this
-merge alone; the frames are random and the weights untrained (memory and time do not depend
+once (the path before tiling; about 14 GiB per megapixel at 3 frames, so keep it small);
+``--compare`` runs both, each in its own process, and prints both lines. Runs in a fresh
+process so that ``ru_maxrss`` (peak resident set size) belongs to this merge alone; the frames are random and the weights untrained (memory and time do not depend
 on either). Prints one JSON line; ``tests/models/test_flexhdr_memory.py`` (slow) runs it
 and checks the 4 GB bound. Not a test: timings are never asserted.
 """
@@ -18,6 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import subprocess
+import sys
 import time
 
 import torch
@@ -44,7 +47,15 @@ def main() -> None:
         help=f"frame-pixels per tile of the attention and merge networks (default {HEAD_PIXELS}); "
         "'none' for the whole image at once",
     )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="run the default and the whole-image head, each in a fresh process",
+    )
     args = parser.parse_args()
+    if args.compare:
+        compare(args)
+        return
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -79,6 +90,20 @@ def main() -> None:
         "output_finite": bool(torch.isfinite(hdr).all()),
     }
     print(json.dumps(result))
+
+
+def compare(args: argparse.Namespace) -> None:
+    """Run this script once per path in a fresh process (ru_maxrss is per process)."""
+    common = [sys.argv[0], "--height", str(args.height), "--width", str(args.width)]
+    common += ["--frames", str(args.frames), "--threads", str(args.threads)]
+    for head_pixels in (str(HEAD_PIXELS), "none"):
+        done = subprocess.run(
+            [sys.executable, *common, "--head-pixels", head_pixels],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        print(done.stdout.strip().splitlines()[-1], flush=True)
 
 
 if __name__ == "__main__":
