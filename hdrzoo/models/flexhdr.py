@@ -33,6 +33,7 @@ from hdrzoo.ops.flow import (
     iterate_flow,
     upsample_flow,
 )
+from hdrzoo.ops.halo import map_halo_tiles, receptive_radius, tile_shape_for
 from hdrzoo.ops.rdb import GRDB
 from hdrzoo.ops.streams import StreamFusion, stream_max
 from hdrzoo.ops.tonemap import GAMMA, linearize, mu_law
@@ -50,6 +51,11 @@ CORRELATIONS = ("auto", "all_pairs", "on_demand")
 ALL_PAIRS_MAX_BYTES = 512 * 2**20
 """``correlation="auto"`` builds the all-pairs pyramid only below this size (all pairs
 together); above, it looks the correlation up on demand (same numbers, little memory)."""
+HEAD_PIXELS = 3 * 2**16
+"""Default ``head_pixels``: most frame-pixels (frames x pixels, halos included) the
+attention and merge networks process at once. Their activations peak at about 4 KB per
+frame-pixel (the dense blocks' concatenations and oneDNN's copies of them), so about
+0.8 GB per tile."""
 
 
 def _lrelu(x: torch.Tensor) -> torch.Tensor:
@@ -229,6 +235,11 @@ class FlexHDR(nn.Module):
             ``(H W / 64)^2`` volume, fast), ``"on_demand"`` (the same values from the
             features, little memory) or ``"auto"`` (all pairs up to 512 MiB).
         gamma: gamma used to linearise the frames.
+        head_pixels: most frame-pixels (frames x pixels) the attention and merge networks
+            process at once. Larger inputs run them tile by tile, each tile with a halo of
+            their receptive radius (26 pixels) and the flows and warps of the whole image:
+            the same output (to float rounding) with memory bounded by the tile. ``None``
+            processes the whole image at once.
 
     Shapes:
         ``ldr (B, N, 3, H, W)`` in [0, 1], ``exposures (B, N)``, ``ref (B,)`` long (or an
@@ -238,6 +249,10 @@ class FlexHDR(nn.Module):
         A_i), all in the input's frame order. H and W must be multiples of 8; maps smaller
         than 16 pixels run edge-padded to 16 (instance normalisation at 1/8 needs more than
         one pixel) and are cropped back.
+
+    Memory: the shallow features ``[F_i, E_i]`` (65 channels per frame) and the flows are
+    held for the whole image; everything after the warp is local and runs in tiles of
+    ``head_pixels`` (see ``docs/models/flexhdr.md``, "Cost and memory").
     """
 
     frames = None
@@ -246,7 +261,11 @@ class FlexHDR(nn.Module):
     """Smaller inputs are edge-padded to this size inside ``forward``."""
 
     def __init__(
-        self, iterations: int = 8, correlation: str = "auto", gamma: float = GAMMA
+        self,
+        iterations: int = 8,
+        correlation: str = "auto",
+        gamma: float = GAMMA,
+        head_pixels: int | None = HEAD_PIXELS,
     ) -> None:
         super().__init__()
         if correlation not in CORRELATIONS:
@@ -255,12 +274,27 @@ class FlexHDR(nn.Module):
             )
         if not isinstance(iterations, int) or iterations < 1:
             raise ModelError(f"FlexHDR: iterations must be a positive integer, got {iterations!r}")
+        if head_pixels is not None and (not isinstance(head_pixels, int) or head_pixels < 1):
+            raise ModelError(
+                f"FlexHDR: head_pixels must be a positive integer or None, got {head_pixels!r}"
+            )
         self.iterations = iterations
         self.correlation = correlation
         self.gamma = gamma
+        self.head_pixels = head_pixels
         self.flow = FlowNet()
         self.attention = AttentionNet()
         self.merge = MergeNet()
+        attention = self.attention
+        self.head_halo = receptive_radius(
+            attention.conv1,
+            attention.fuse1,
+            attention.conv2,
+            attention.fuse2,
+            attention.conv3,
+            self.merge,
+        )
+        """Receptive radius of the attention and merge networks (26 pixels): the halo of a tile."""
 
     def _check(self, ldr: torch.Tensor, exposures: torch.Tensor, ref: torch.Tensor) -> None:
         if ldr.ndim != 5 or ldr.shape[2] != 3 or ldr.shape[1] < 1:
@@ -302,31 +336,87 @@ class FlexHDR(nn.Module):
             aux={key: value[..., :height, :width] for key, value in out.aux.items()},
         )
 
-    def _align(
-        self, features: torch.Tensor, confidence: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Flows to the reference (frame 0) and warped features and confidences (5.3-5.4).
+    def _encode(self, ldr: torch.Tensor, exposures: torch.Tensor) -> torch.Tensor:
+        """``[F_i, E_i]`` of every stream (5.1-5.2): ``(B n, 65, H, W)``, streams consecutive.
 
-        ``features (B, n, 64, H, W)``, ``confidence (B, n, 1, H, W)`` -> the same two warped
-        (the reference unchanged) and ``flows (B, n, 2, H, W)`` (zero for the reference).
+        Written stream by stream into one buffer that the flow net reads as it is and the
+        rest reads through views: at full resolution a concatenated copy would cost as much
+        as the features themselves. Channels-last, because oneDNN convolves that layout in
+        place where it would first copy a channels-first input (as large again).
         """
-        batch, frames, _, height, width = features.shape
-        if frames == 1:
-            return features, confidence, features.new_zeros(batch, 1, 2, height, width)
-        flows = self.flow(
-            torch.cat([features, confidence], dim=2).flatten(0, 1),
-            frames,
-            self.iterations,
-            self.correlation,
+        linear = linearize(ldr, exposures, self.gamma).flatten(0, 1)
+        frames = ldr.flatten(0, 1)
+        out = torch.empty(
+            (frames.shape[0], FEATURES + 1, *frames.shape[-2:]),
+            dtype=frames.dtype,
+            device=frames.device,
+            memory_format=torch.channels_last,
         )
+        for i in range(frames.shape[0]):
+            one = frames[i : i + 1]
+            out[i : i + 1, :FEATURES] = self.attention.encode(
+                torch.cat([one, linear[i : i + 1]], 1)
+            )
+            out[i : i + 1, FEATURES:] = self.attention.exposure(one)
+        return out
 
-        def warp_others(x: torch.Tensor) -> torch.Tensor:
-            warped = warp(x[:, 1:].flatten(0, 1), flows).unflatten(0, (batch, frames - 1))
-            return torch.cat([x[:, :1], warped], dim=1)
+    def head_tile(self, height: int, width: int, streams: int) -> tuple[int, int]:
+        """``(tile_h, tile_w)`` of the attention and merge networks for ``streams`` (B x N)
+        frames of ``height x width``: the whole image unless it exceeds ``head_pixels``."""
+        pixels = height * width
+        if self.head_pixels is not None:
+            # Never tiles smaller than the halo, else most of the work would be halo.
+            pixels = max(self.head_pixels // streams, (3 * self.head_halo) ** 2)
+        return tile_shape_for(height, width, pixels, self.head_halo)
 
-        zero = flows.new_zeros(batch, 1, 2, height, width)
-        all_flows = torch.cat([zero, flows.unflatten(0, (batch, frames - 1))], dim=1)
-        return warp_others(features), warp_others(confidence), all_flows
+    def _head(
+        self,
+        streams: torch.Tensor,
+        sources: torch.Tensor | None,
+        flows: torch.Tensor | None,
+        rows: slice,
+        cols: slice,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Warp, alignment uncertainty, attention and merge on one window (5.4-5.6).
+
+        ``streams (B, n, 65, H, W)``: ``[F_i, E_i]`` of the whole image, the reference
+        first; ``sources``: the same for the other frames as ``(B (n - 1), 65, H, W)`` and
+        ``flows (B (n - 1), 2, H, W)`` (both ``None`` for one frame); the window ``rows x
+        cols``. Returns ``hdr (B, 3, h, w)`` and the attention's channel mean
+        ``(B, n, 1, h, w)`` on the window.
+        """
+        batch, frames = streams.shape[:2]
+        window = streams[:, :1, :, rows, cols]
+        if sources is None or flows is None:
+            aligned = window
+        else:
+            # Sampled from the whole image: motion may reach past the window.
+            warped = warp(sources, flows[..., rows, cols], (rows.start, cols.start))
+            aligned = torch.cat([window, warped.unflatten(0, (batch, frames - 1))], 1)
+        warped_features, warped_confidence = aligned.split([FEATURES, 1], dim=2)
+        reference = window[:, :, :FEATURES].expand_as(warped_features)
+        uncertainty = (warped_features - reference).abs() * window[:, :, FEATURES:]
+        # Channels-last, which oneDNN convolves faster; every layer after keeps the layout.
+        attention_input = torch.empty(
+            (batch * frames, 3 * FEATURES + 1, *window.shape[-2:]),
+            dtype=window.dtype,
+            device=window.device,
+            memory_format=torch.channels_last,
+        )
+        channel = 0
+        # Slice by slice rather than cat(out=), which autograd does not support.
+        for part in (warped_features, reference, uncertainty, warped_confidence):
+            attention_input[:, channel : channel + part.shape[2]] = part.flatten(0, 1)
+            channel += part.shape[2]
+        # Each of these holds 64 to 193 channels per frame: free them as soon as they are used.
+        del uncertainty, warped_confidence
+        attention = self.attention(attention_input, frames)
+        del attention_input
+        attended = attention * warped_features.flatten(0, 1)
+        del aligned, warped_features
+        attention_map = attention.mean(1, keepdim=True).unflatten(0, (batch, frames))
+        del attention
+        return self.merge(attended, reference[:, 0], frames), attention_map
 
     def _forward(self, ldr: torch.Tensor, exposures: torch.Tensor, ref: torch.Tensor) -> NetOutput:
         batch, frames, _, height, width = ldr.shape
@@ -334,27 +424,31 @@ class FlexHDR(nn.Module):
         order = reference_first_order(ref, frames)
         ldr = _gather_frames(ldr, order)
         exposures = torch.gather(exposures, 1, order)
-        linear = linearize(ldr, exposures, self.gamma)
-        streams = ldr.flatten(0, 1)
-        features = self.attention.encode(torch.cat([streams, linear.flatten(0, 1)], dim=1))
-        confidence = self.attention.exposure(streams)
+        streams = self._encode(ldr, exposures)
+        flows = sources = None
+        if frames > 1:
+            flows = self.flow(streams, frames, self.iterations, self.correlation)
+            # A view for one sample; built once, not per tile.
+            sources = streams.unflatten(0, (batch, frames))[:, 1:].flatten(0, 1)
+        streams = streams.unflatten(0, (batch, frames))
 
-        per_frame = features.view(batch, frames, FEATURES, height, width)
-        per_frame_confidence = confidence.view(batch, frames, 1, height, width)
-        warped, warped_confidence, flows = self._align(per_frame, per_frame_confidence)
-        reference = per_frame[:, :1].expand_as(warped)
-        uncertainty = (warped - reference).abs() * per_frame_confidence[:, :1]
-        attention_input = torch.cat([warped, reference, uncertainty, warped_confidence], dim=2)
-        attention = self.attention(attention_input.flatten(0, 1), frames)
-        hdr = self.merge(attention * warped.flatten(0, 1), per_frame[:, 0], frames)
+        hdr, attention = map_halo_tiles(
+            lambda rows, cols: self._head(streams, sources, flows, rows, cols),
+            height,
+            width,
+            self.head_tile(height, width, batch * frames),
+            self.head_halo,
+        )
 
+        zero = ldr.new_zeros(batch, 1, 2, height, width)
+        all_flows = (
+            zero if flows is None else torch.cat([zero, flows.unflatten(0, (batch, frames - 1))], 1)
+        )
         inverse = torch.argsort(order, dim=1)
         aux = {
-            "flows": _gather_frames(flows, inverse),
-            "confidences": _gather_frames(per_frame_confidence, inverse),
-            "attention": _gather_frames(
-                attention.mean(1, keepdim=True).view(batch, frames, 1, height, width), inverse
-            ),
+            "flows": _gather_frames(all_flows, inverse),
+            "confidences": _gather_frames(streams[:, :, FEATURES:], inverse),
+            "attention": _gather_frames(attention, inverse),
         }
         return NetOutput(hdr=hdr, aux=aux)
 
@@ -386,6 +480,8 @@ class FlexHDRModule(HDRModule):
         perceptual_weight: weight of ``L_vgg`` (1e-3); ``0`` never downloads VGG19.
         random_subsets: train on a random subset of 2..N frames per batch that contains each
             sample's reference, in random order, so one model serves any N.
+        head_pixels: frame-pixels the attention and merge networks process at once (exact
+            tiling, for memory; see :class:`FlexHDR`); ``None``: the whole image at once.
         optimizer: ``params -> Optimizer`` (CLI ``--optimizer``); default AdamW(2e-4, wd 1e-4).
         lr_scheduler: ``optimizer -> LRScheduler`` (CLI ``--lr_scheduler``).
     """
@@ -397,6 +493,7 @@ class FlexHDRModule(HDRModule):
         photometric_weight: float = 1.0,
         perceptual_weight: float = 1e-3,
         random_subsets: bool = False,
+        head_pixels: int | None = HEAD_PIXELS,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
     ) -> None:
@@ -408,7 +505,7 @@ class FlexHDRModule(HDRModule):
         ):
             if not value >= 0:
                 raise ModelError(f"FlexHDRModule: {name} must be >= 0, got {value}")
-        self.net = FlexHDR(iterations=iterations, correlation=correlation)
+        self.net = FlexHDR(iterations=iterations, correlation=correlation, head_pixels=head_pixels)
         self.photometric_weight = float(photometric_weight)
         self.perceptual_weight = float(perceptual_weight)
         self.random_subsets = bool(random_subsets)

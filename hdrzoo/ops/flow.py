@@ -209,11 +209,14 @@ def corr_lookup_on_demand(
     """:func:`corr_lookup` of :func:`corr_pyramid` without building the correlation volume.
 
     Correlation is linear in ``f_i``, so pooling the volume over the target axes equals
-    correlating with pooled features, and sampling it bilinearly equals correlating with
-    bilinearly sampled features. This computes each looked-up value as
-    ``<f_ref(p), sample(pool^k(f_i), c(p) / 2^k + (dx, dy))> / sqrt(D)``: the same numbers
-    (to float rounding) with memory ``O(B D h w)`` instead of ``O(B (h w)^2)``, at the cost
-    of ``levels (2r+1)^2`` feature samplings per call.
+    correlating with pooled features, and bilinear sampling of the volume equals bilinear
+    interpolation of correlations with the pooled features at integer positions. The
+    window's offsets are integers, so all ``(2r+1)^2`` samples around ``c(p) / 2^k`` share
+    one fractional part: they interpolate the ``(2r+2)^2`` correlations
+    ``<f_ref(p), pool^k(f_i)(floor(c(p) / 2^k) + (i, j))> / sqrt(D)`` (zero outside the map),
+    ``i, j`` in ``-r..r+1``. The same numbers (to float rounding) with memory
+    ``O(B D h w)`` instead of ``O(B (h w)^2)``: each step gathers one target row per source
+    pixel, written into one preallocated result (no growing list of temporaries).
 
     Args:
         f_ref: source features ``(B, D, h, w)``.
@@ -235,22 +238,47 @@ def corr_lookup_on_demand(
     _check_pair(f_ref, f_i)
     batch, dim, height, width = f_ref.shape
     _check_coords(coords, batch, height, width)
-    delta = _neighbourhood(radius, coords.device, coords.dtype).view(-1, 2)
-    centres = coords.permute(0, 2, 3, 1)  # (B, h, w, 2)
+    side, span = 2 * radius + 1, 2 * radius + 2
+    pixels = height * width
+    source = f_ref.permute(0, 2, 3, 1).reshape(batch, pixels, dim)
+    centres = coords.permute(0, 2, 3, 1).reshape(batch, pixels, 2)
+    dtype = torch.result_type(f_ref, coords)
+    out = f_ref.new_empty((batch, levels * side * side, pixels), dtype=dtype)
     scale = 1.0 / math.sqrt(dim)
     target = f_i
-    outputs = []
-    for level_index in range(levels):
-        if level_index:
+    for level in range(levels):
+        if level:
             target = pool_level(target)
-        for offset in delta:
-            points = centres / 2**level_index + offset
-            grid = _normalised(points, target.shape[-2], target.shape[-1])
-            sampled = F.grid_sample(
-                target, grid, mode="bilinear", padding_mode="zeros", align_corners=False
-            )
-            outputs.append((sampled * f_ref).sum(dim=1, keepdim=True) * scale)
-    return torch.cat(outputs, dim=1)
+        level_h, level_w = target.shape[-2:]
+        # Per sample, the target's pixels, then one zero row that every point outside the
+        # map reads; the samples stacked, so that one row gather serves the whole batch.
+        rows_per_sample = level_h * level_w + 1
+        table = torch.cat(
+            [target.permute(0, 2, 3, 1).reshape(batch, -1, dim), target.new_zeros(batch, 1, dim)],
+            dim=1,
+        ).view(-1, dim)
+        first_row = torch.arange(batch, device=f_ref.device)[:, None] * rows_per_sample
+        points = centres / 2**level
+        corner = points.floor()
+        fraction = points - corner
+        corner = corner.long()
+        # A fresh one per level: autograd keeps the previous level's for the backward pass.
+        integer = f_ref.new_empty((batch, span, span, pixels))
+        for j in range(span):
+            y = corner[..., 1] + (j - radius)
+            for i in range(span):
+                x = corner[..., 0] + (i - radius)
+                inside = (x >= 0) & (x < level_w) & (y >= 0) & (y < level_h)
+                index = torch.where(inside, y * level_w + x, level_h * level_w) + first_row
+                gathered = table.index_select(0, index.flatten()).view(batch, pixels, dim)
+                integer[:, j, i] = torch.linalg.vecdot(gathered, source) * scale
+        fx = fraction[:, None, None, :, 0]
+        fy = fraction[:, None, None, :, 1]
+        top = integer[:, :-1, :-1] * (1 - fx) + integer[:, :-1, 1:] * fx
+        bottom = integer[:, 1:, :-1] * (1 - fx) + integer[:, 1:, 1:] * fx
+        window = top * (1 - fy) + bottom * fy
+        out[:, level * side * side : (level + 1) * side * side] = window.reshape(batch, -1, pixels)
+    return out.view(batch, -1, height, width)
 
 
 def _norm(kind: str, channels: int) -> nn.Module:

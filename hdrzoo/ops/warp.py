@@ -60,7 +60,9 @@ def base_grid(
     return _cached_base_grid(int(height), int(width), torch.device(device), dtype)
 
 
-def warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+def warp(
+    x: torch.Tensor, flow: torch.Tensor, origin: tuple[int, int] | None = None
+) -> torch.Tensor:
     r"""Backward-warp ``x`` by ``flow``: ``out(p) = x(p + flow(p))``, bilinear.
 
     The flow lives on the output grid and is in pixels. Samples outside the image take the
@@ -70,10 +72,15 @@ def warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     Args:
         x: image or features to sample, ``(B, C, H, W)``, floating point.
         flow: displacement ``(B, 2, H, W)`` in pixels; channel 0 is horizontal (+ = right),
-            channel 1 vertical (+ = down). Same dtype and device as ``x``.
+            channel 1 vertical (+ = down). Same dtype and device as ``x``. With ``origin``,
+            ``(B, 2, h, w)``: the flow of a window of ``x``'s grid.
+        origin: ``(top, left)`` of that window: the output is ``warp(x, full_flow)``'s
+            ``[..., top : top + h, left : left + w]`` (bit for bit) for any ``full_flow``
+            that equals ``flow`` on the window, computed without the rest of the grid (for
+            halo tiling, :mod:`hdrzoo.ops.halo`). ``None``: the flow covers the whole grid.
 
     Returns:
-        Warped tensor ``(B, C, H, W)``.
+        Warped tensor ``(B, C, H, W)``, or ``(B, C, h, w)`` with ``origin``.
 
     Examples:
         >>> x = torch.arange(6.0).view(1, 1, 2, 3)
@@ -88,13 +95,24 @@ def warp(x: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
             f"warp expects x (B, C, H, W) and flow (B, 2, H, W); got x {tuple(x.shape)} "
             f"and flow {tuple(flow.shape)}"
         )
-    if x.shape[0] != flow.shape[0] or x.shape[-2:] != flow.shape[-2:]:
+    height, width = x.shape[-2:]
+    top, left = (0, 0) if origin is None else (int(origin[0]), int(origin[1]))
+    rows, cols = flow.shape[-2:]
+    window_fits = top >= 0 and left >= 0 and top + rows <= height and left + cols <= width
+    if (
+        x.shape[0] != flow.shape[0]
+        or not window_fits
+        or (origin is None and (rows, cols) != (height, width))
+    ):
         raise InputSizeError(
             f"warp: x {tuple(x.shape)} and flow {tuple(flow.shape)} must share batch size and "
-            "spatial size; resize the flow (and scale its values) to the image first"
+            "spatial size (or, with origin, the flow must cover a window inside x's grid, got "
+            f"origin {origin}); resize the flow (and scale its values) to the image first"
         )
-    height, width = x.shape[-2:]
-    grid = base_grid(height, width, flow.device, flow.dtype)
+    # The window of the whole grid, so that each sampling position is the same number.
+    grid = base_grid(height, width, flow.device, flow.dtype)[
+        :, top : top + rows, left : left + cols
+    ]
     # A 1-pixel axis has a single normalised coordinate; any finite scale leaves it there.
     scale_x = (width - 1.0) / 2.0 if width > 1 else 1.0
     scale_y = (height - 1.0) / 2.0 if height > 1 else 1.0

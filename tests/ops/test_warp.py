@@ -99,3 +99,26 @@ def test_warp_rejects_mismatched_shapes():
         warp(torch.rand(1, 3, 8, 8), torch.zeros(1, 2, 4, 4))
     with pytest.raises(InputSizeError, match="flow"):
         warp(torch.rand(1, 3, 8, 8), torch.zeros(1, 3, 8, 8))
+
+
+@pytest.mark.parametrize(
+    "top,left,rows,cols", [(0, 0, 9, 11), (2, 3, 4, 5), (8, 10, 1, 1), (0, 6, 9, 5)]
+)
+def test_warp_of_a_window_is_that_window_of_the_whole_warp_bit_for_bit(top, left, rows, cols):
+    torch.manual_seed(top + left)
+    x = torch.randn(2, 3, 9, 11)
+    # Flows up to +-6 px: the window samples far outside itself and past the borders.
+    flow = torch.empty(2, 2, 9, 11).uniform_(-6, 6)
+    window = (..., slice(top, top + rows), slice(left, left + cols))
+    got = warp(x, flow[window].clone(), origin=(top, left))
+    assert torch.equal(got, warp(x, flow)[window])
+
+
+def test_warp_window_must_lie_inside_the_grid():
+    x = torch.rand(1, 1, 6, 6)
+    with pytest.raises(InputSizeError, match="origin"):
+        warp(x, torch.zeros(1, 2, 4, 4), origin=(3, 0))
+    with pytest.raises(InputSizeError, match="origin"):
+        warp(x, torch.zeros(1, 2, 2, 2), origin=(-1, 0))
+    with pytest.raises(InputSizeError, match="spatial size"):
+        warp(x, torch.zeros(1, 2, 4, 4))
