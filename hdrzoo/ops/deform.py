@@ -138,35 +138,48 @@ def modulated_deform_conv2d(
     per_group = channels // groups
     # Sampling positions (B * dg, taps, H, W) in pixels, then in grid_sample's [-1, 1] units
     # with align_corners=False (pixel p at (2p + 1) / size - 1, valid for any size).
-    tap_dy = torch.arange(taps, device=x.device) // kernel - kernel // 2
-    tap_dx = torch.arange(taps, device=x.device) % kernel - kernel // 2
-    rows = torch.arange(height, device=x.device, dtype=x.dtype)[:, None]
+    tap_dy = (torch.arange(taps, device=x.device) // kernel - kernel // 2).to(x.dtype)
+    tap_dx = (torch.arange(taps, device=x.device) % kernel - kernel // 2).to(x.dtype)
     cols = torch.arange(width, device=x.device, dtype=x.dtype)[None, :]
     offset = offset.reshape(batch * groups, taps, 2, height, width)
-    y = (rows + tap_dy[:, None, None].to(x.dtype) + offset[:, :, 0]) * (2 / height) + (
-        1 / height - 1
-    )
-    x_pos = (cols + tap_dx[:, None, None].to(x.dtype) + offset[:, :, 1]) * (2 / width) + (
-        1 / width - 1
-    )
-    grid = torch.stack([x_pos, y], dim=-1)  # (B * dg, taps, H, W, 2)
     source = x.reshape(batch * groups, per_group, height, width)
     mask = mask.reshape(batch * groups, 1, taps, height, width)
     flat_weight = weight.reshape(weight.shape[0], channels * taps, 1, 1)
+    # Without autograd the modulation is applied in place and the bands are written into
+    # one output: inference then holds one tap stack at a time and no second output copy.
+    tracking = torch.is_grad_enabled()
+    out = None if tracking else x.new_empty(batch, weight.shape[0], height, width)
 
     stack_bytes_per_row = channels * taps * batch * width * x.element_size()
     rows_per_band = max(1, budget_bytes // max(stack_bytes_per_row, 1))
     bands = []
     for top in range(0, height, rows_per_band):
         bottom = min(top + rows_per_band, height)
-        band_grid = grid[:, :, top:bottom].reshape(batch * groups, taps * (bottom - top), width, 2)
-        samples = F.grid_sample(
-            source, band_grid, mode="bilinear", padding_mode="zeros", align_corners=False
-        ).reshape(batch * groups, per_group, taps, bottom - top, width)
-        modulated = (samples * mask[:, :, :, top:bottom]).reshape(
-            batch, channels * taps, bottom - top, width
+        rows = torch.arange(top, bottom, device=x.device, dtype=x.dtype)[:, None]
+        band_offset = offset[:, :, :, top:bottom]
+        # Sampling positions in grid_sample's [-1, 1] units with align_corners=False
+        # (pixel p sits at (2p + 1) / size - 1, valid for any size, 1 included).
+        y = (rows + tap_dy[:, None, None] + band_offset[:, :, 0]) * (2 / height) + (1 / height - 1)
+        x_pos = (cols + tap_dx[:, None, None] + band_offset[:, :, 1]) * (2 / width) + (
+            1 / width - 1
         )
-        bands.append(F.conv2d(modulated, flat_weight, bias))
+        grid = torch.stack([x_pos, y], dim=-1).reshape(batch * groups, -1, width, 2)
+        del y, x_pos
+        samples = F.grid_sample(
+            source, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        ).reshape(batch * groups, per_group, taps, bottom - top, width)
+        del grid
+        band_mask = mask[:, :, :, top:bottom]
+        modulated = samples * band_mask if tracking else samples.mul_(band_mask)
+        band = F.conv2d(
+            modulated.reshape(batch, channels * taps, bottom - top, width), flat_weight, bias
+        )
+        if tracking:
+            bands.append(band)
+        else:
+            out[:, :, top:bottom] = band
+    if not tracking:
+        return out
     return bands[0] if len(bands) == 1 else torch.cat(bands, dim=2)
 
 
