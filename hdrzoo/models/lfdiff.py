@@ -538,6 +538,8 @@ PAPER = (
     "CVPR 2024 (no official code or weights)"
 )
 _STAGE_OF_VARIANT = {"baseline": 0, "stage1": 1, "full": 2, "direct": 2}
+STAGE1_PARTS = ("align", "dhrnet", "lpenet")
+"""The parts of the network stage 2 takes from a trained stage 1."""
 
 
 # No constructor defaults pinned here (the class's own default is variant "full"), so that
@@ -565,10 +567,11 @@ class LFDiffModule(HDRModule):
         sampling_steps: DDIM steps in training and inference (paper 10).
         sample_seed: seed of the inference noise; the same seed gives the same output.
         eta: DDIM stochasticity (0 in the paper's setting).
-        stage1_checkpoint: stage 2 only: a stage-1 Lightning ``.ckpt`` (or ``.safetensors``
-            of a stage-1 network) whose align, DHRNet and LPENet initialise this network
-            when a Trainer first sets the module up; a checkpoint Lightning restores
-            (resume, ``--ckpt_path``) takes precedence.
+        stage1_checkpoint: stage 2 only: a stage-1 Lightning ``.ckpt`` (or a
+            ``.safetensors`` state dict of a stage-1 network) whose align, DHRNet and LPENet
+            (:data:`STAGE1_PARTS`) initialise this network when a Trainer first sets the
+            module up (read by the hub, see :meth:`HDRModule.use_init_weights`); a
+            checkpoint Lightning restores (resume, ``--ckpt_path``) takes precedence.
         perceptual_weight: weight of the VGG term (paper 1e-2); ``0`` skips it and never
             downloads VGG19.
         diffusion_weight: weight of the prior term in stage 2 (paper 1).
@@ -631,18 +634,13 @@ class LFDiffModule(HDRModule):
         if self.stage == 2:
             self.net.lpenet.requires_grad_(False)
         self.stage1_checkpoint = stage1_checkpoint
+        self.use_init_weights(stage1_checkpoint, parts=STAGE1_PARTS)
         self.perceptual_weight = float(perceptual_weight)
         self.diffusion_weight = float(diffusion_weight)
-        self._weights_loaded = False
-        self._gt_for_prior: torch.Tensor | None = None
-        self.net.register_load_state_dict_post_hook(self._mark_weights_loaded)
         self.mulaw_l1 = MuLawL1()
         self.perceptual = VGGPerceptual() if perceptual_weight > 0 else None
 
     # ----------------------------------------------------------------- weights -----
-    def _mark_weights_loaded(self, module: nn.Module, incompatible_keys: Any) -> None:
-        self._weights_loaded = True
-
     def load_stage1(self, stage1: LFDiff) -> None:
         """Copy align, DHRNet and LPENet from a trained stage-1 network into this one."""
         if not hasattr(stage1, "lpenet") or stage1.variant == "baseline":
@@ -650,25 +648,15 @@ class LFDiffModule(HDRModule):
                 f"LFDiffModule: the stage-1 network is variant {stage1.variant!r}; stage 2 needs "
                 "one trained with a prior (variant 'stage1')"
             )
-        for name in ("align", "dhrnet", "lpenet"):
+        for name in STAGE1_PARTS:
             getattr(self.net, name).load_state_dict(getattr(stage1, name).state_dict())
-        self._weights_loaded = True
+        self.net_weights_loaded = True
 
     def setup(self, stage: str) -> None:
-        # Lightning calls setup before restoring a checkpoint, so a resumed run overwrites
-        # what is loaded here; and only once, so `fit` then `test` tests the trained net.
-        if self._weights_loaded or self.stage != 2:
-            return
-        if self.stage1_checkpoint is not None:
-            from hdrzoo.hub import load  # reading files is the hub's job
-
-            source = str(self.stage1_checkpoint)
-            if source.lower().endswith(".ckpt"):
-                stage1 = load(source)
-            else:
-                stage1 = load("lfdiff", weights=source, variant="stage1")
-            self.load_stage1(stage1.net)
-        elif stage == "fit":
+        # The base class loads STAGE1_PARTS of `stage1_checkpoint` (once, before Lightning
+        # restores a checkpoint, which therefore wins).
+        super().setup(stage)
+        if self.stage == 2 and stage == "fit" and not self.net_weights_loaded:
             raise WeightsError(
                 "LFDiffModule: stage 2 (variant 'full') starts from a trained stage 1; pass "
                 "--model.init_args.stage1_checkpoint PATH (train it with "
@@ -694,8 +682,6 @@ class LFDiffModule(HDRModule):
         Validation and test see whole frames (1000 x 1500 in Kalantari 17): they are
         reflect-padded to a multiple of 16 and the outputs cropped back, as ``merge`` does.
         """
-        if gt is None:
-            gt = self._gt_for_prior
         height, width = ldr.shape[-2:]
         ldr, _ = pad_to_multiple(ldr, self.net.size_multiple)
         if gt is not None:
@@ -707,14 +693,10 @@ class LFDiffModule(HDRModule):
             aux={key: crop(value, prior_height, prior_width) for key, value in out.aux.items()},
         )
 
-    def _evaluate(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
-        # The shared evaluation calls forward(ldr, exposures, ref); stage 1's prior comes from
-        # the ground truth, which reaches forward this way for the duration of one batch.
-        self._gt_for_prior = batch.get("gt") if self.net.needs_gt else None
-        try:
-            return super()._evaluate(batch, stage)
-        finally:
-            self._gt_for_prior = None
+    def evaluation_forward(self, batch: dict[str, Any]) -> NetOutput:
+        # Stage 1's prior comes from the ground truth, in validation as in training.
+        gt = batch.get("gt") if self.net.needs_gt else None
+        return self(batch["ldr"], batch["exposures"], batch["ref"], gt=gt)
 
     def compute_loss(
         self, out: NetOutput, batch: dict[str, Any]

@@ -222,6 +222,53 @@ def test_load_stage1_copies_align_dhrnet_and_lpenet():
         module.load_stage1(LFDiff("baseline", **SMALL))
 
 
+def test_stage1_checkpoint_files_initialise_the_shared_parts_through_the_hub(tmp_path):
+    from safetensors.torch import save_file
+
+    stage1 = LFDiff("stage1", **SMALL)
+    state = {k: v.contiguous() for k, v in stage1.state_dict().items()}
+    save_file(state, str(tmp_path / "stage1.safetensors"))
+    torch.save({"state_dict": {f"net.{k}": v for k, v in state.items()}}, tmp_path / "s1.ckpt")
+    for name in ("stage1.safetensors", "s1.ckpt"):
+        module = LFDiffModule(variant="full", sizes=SMALL, stage1_checkpoint=str(tmp_path / name))
+        untouched = {k: v.clone() for k, v in module.net.denoiser.state_dict().items()}
+        assert not torch.equal(module.net.align.fuse.weight, stage1.align.fuse.weight)  # not yet
+        module.setup("fit")
+        for part in ("align", "dhrnet", "lpenet"):
+            for key, value in getattr(stage1, part).state_dict().items():
+                assert torch.equal(getattr(module.net, part).state_dict()[key], value), key
+        for key, value in module.net.denoiser.state_dict().items():
+            assert torch.equal(value, untouched[key])  # stage 2's own parts keep their init
+        module.setup("test")  # only once: `fit` then `test` tests the trained network
+    # A network trained without a prior has no LPENet (and another first block per group).
+    baseline = {k: v.contiguous() for k, v in LFDiff("baseline", **SMALL).state_dict().items()}
+    save_file(baseline, str(tmp_path / "baseline.safetensors"))
+    module = LFDiffModule(sizes=SMALL, stage1_checkpoint=str(tmp_path / "baseline.safetensors"))
+    with pytest.raises(WeightsError, match="'dhrnet'.*missing"):
+        module.setup("fit")
+    wider = LFDiff("stage1", **{**SMALL, "channels": 24})
+    save_file(
+        {k: v.contiguous() for k, v in wider.state_dict().items()}, str(tmp_path / "w.safetensors")
+    )
+    module = LFDiffModule(sizes=SMALL, stage1_checkpoint=str(tmp_path / "w.safetensors"))
+    with pytest.raises(WeightsError, match="shape mismatch"):
+        module.setup("fit")
+
+
+def test_stage1_validation_takes_the_prior_from_the_batch_ground_truth():
+    module = LFDiffModule(variant="stage1", sizes=SMALL).eval()
+    ldr, exposures, ref = _bracket()
+    gt = torch.rand(1, 3, 32, 48)
+    batch = {"ldr": ldr, "exposures": exposures, "ref": ref, "gt": gt}
+    with torch.no_grad():
+        out = module.evaluation_forward(batch)
+        direct = module(ldr, exposures, ref, gt=gt)
+    torch.testing.assert_close(out.hdr, direct.hdr)
+    torch.testing.assert_close(out.aux["z"], module.net.prior_from_gt(gt))
+    with pytest.raises(HDRZooError, match="gt"):
+        module.evaluation_forward({"ldr": ldr, "exposures": exposures, "ref": ref})
+
+
 def test_module_forward_pads_whole_frames_and_crops_back():
     module = LFDiffModule(variant="full", sizes=SMALL).eval()
     ldr, exposures, ref = _bracket(size=(40, 50))
