@@ -38,6 +38,7 @@ from hdrzoo.ops.diffusion import (
     q_sample,
     timestep_embedding,
 )
+from hdrzoo.ops.rowconv import band_rows, map_row_bands, use_row_blocks
 from hdrzoo.ops.tonemap import GAMMA, mu_law, sort_by_exposure
 from hdrzoo.ops.windows import crop, pad_to_multiple
 
@@ -83,6 +84,17 @@ class Alignment(nn.Module):
         self, x_short: torch.Tensor, x_ref: torch.Tensor, x_long: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, 6, H, W)`` x 3 -> ``(F_0, f_ref)``, both ``(B, 60, H, W)``."""
+        if use_row_blocks(x_ref):
+            # CPU inference: four 3x3 convs deep, all local, so bands of rows with a 4-row
+            # halo give the same features while only F_0 and f_ref exist at full size.
+            rows = band_rows(x_ref, self.fuse.in_channels)
+            f0, f_ref = map_row_bands(self._align, [x_short, x_ref, x_long], halo=4, rows=rows)
+            return f0, f_ref
+        return self._align(x_short, x_ref, x_long)
+
+    def _align(
+        self, x_short: torch.Tensor, x_ref: torch.Tensor, x_long: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         f_s, f_r, f_l = self.conv_short(x_short), self.conv_ref(x_ref), self.conv_long(x_long)
         f_s = f_s * self.att_short(f_s, f_r)
         f_l = f_l * self.att_long(f_l, f_r)
@@ -111,11 +123,29 @@ class _FrequencyBlock(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
+        # Written so that a 1000 x 1500 merge holds few full-resolution maps at once: each is
+        # released (or overwritten, in inference) once used, and the 1x1 fusion of
+        # [high, up(low)] is applied as the sum of its two halves, the low half before the
+        # up-sampling (both are linear, so they commute): the concatenation never exists.
         x1 = self.res_in(x)
         low = F.avg_pool2d(x1, self.pool)
-        high = self.res_high(x1 - _upsample(low, x1))
-        low = _upsample(self.low_branch(low, prior), x1)
-        return x + self.channel_attention(self.fuse(torch.cat([high, low], dim=1)))
+        up = _upsample(low, x1)
+        high_band = x1 - up if torch.is_grad_enabled() else x1.sub_(up)
+        del x1, up
+        high = self.res_high(high_band)
+        del high_band
+        fused = self._fuse_half(high, 0)
+        del high
+        low = self._fuse_half(self.low_branch(low, prior), 1)
+        fused += _upsample(low, fused)
+        return self.channel_attention(fused).add_(x)
+
+    def _fuse_half(self, part: torch.Tensor, index: int) -> torch.Tensor:
+        """``fuse`` restricted to the ``index``-th half of its input channels (the bias goes
+        with the first half)."""
+        channels = part.shape[1]
+        weight = self.fuse.weight[:, index * channels : (index + 1) * channels]
+        return F.conv2d(part, weight, self.fuse.bias if index == 0 else None)
 
 
 class FRM(_FrequencyBlock):
@@ -493,14 +523,12 @@ class LFDiff(nn.Module):
                 ``q_sample(z, 199, noise)`` of LPENet's z (noise from the global RNG) instead
                 of the seeded pure noise.
         """
-        x_short, x_ref, x_long = self.encode_inputs(ldr, exposures, ref)
-        f0, f_ref = self.align(x_short, x_ref, x_long)
+        gt_shape = (ldr.shape[0], 3, *ldr.shape[-2:])
+        f0, f_ref = self.align(*self.encode_inputs(ldr, exposures, ref))
         if self.variant == "baseline":
             return NetOutput(hdr=self.dhrnet(f0, f_ref))
-        if gt is not None and gt.shape != x_ref[:, :3].shape:
-            raise BracketError(
-                f"LFDiff: gt must have shape {tuple(x_ref[:, :3].shape)}, got {tuple(gt.shape)}"
-            )
+        if gt is not None and tuple(gt.shape) != gt_shape:
+            raise BracketError(f"LFDiff: gt must have shape {gt_shape}, got {tuple(gt.shape)}")
         aux: dict[str, torch.Tensor] = {}
         if gt is not None:
             if self.variant == "stage1":
