@@ -125,8 +125,9 @@ class _FrequencyBlock(nn.Module):
     def forward(self, x: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
         # Written so that a 1000 x 1500 merge holds few full-resolution maps at once: each is
         # released (or overwritten, in inference) once used, and the 1x1 fusion of
-        # [high, up(low)] is applied as the sum of its two halves, the low half before the
-        # up-sampling (both are linear, so they commute): the concatenation never exists.
+        # [high, up(low)] is applied as the sum of its two halves: the concatenation never
+        # exists. (Fusing the low half before the up-sampling would also be exact, both being
+        # linear, but would change the layer-by-layer cost MODELS.md states.)
         x1 = self.res_in(x)
         low = F.avg_pool2d(x1, self.pool)
         up = _upsample(low, x1)
@@ -136,8 +137,16 @@ class _FrequencyBlock(nn.Module):
         del high_band
         fused = self._fuse_half(high, 0)
         del high
-        low = self._fuse_half(self.low_branch(low, prior), 1)
-        fused += _upsample(low, fused)
+        low = _upsample(self.low_branch(low, prior), fused)
+        if torch.is_grad_enabled():
+            fused += self._fuse_half(low, 1)
+        else:
+            # Inference: the 1x1 conv acts on each pixel alone, so adding it band by band
+            # gives the same sum without a full-size copy of its output.
+            for top in range(0, low.shape[-2], band_rows(low, low.shape[1])):
+                rows = slice(top, top + band_rows(low, low.shape[1]))
+                fused[:, :, rows] += self._fuse_half(low[:, :, rows], 1)
+        del low
         return self.channel_attention(fused).add_(x)
 
     def _fuse_half(self, part: torch.Tensor, index: int) -> torch.Tensor:
@@ -235,9 +244,17 @@ class DHRNet(nn.Module):
     def forward(
         self, f0: torch.Tensor, f_ref: torch.Tensor, prior: torch.Tensor | None = None
     ) -> torch.Tensor:
+        return self.tail(self.body(f0, prior), f0, f_ref)
+
+    def body(self, f0: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
+        """The three groups."""
         x = f0
         for group in self.groups:
             x = group(x, prior)
+        return x
+
+    def tail(self, x: torch.Tensor, f0: torch.Tensor, f_ref: torch.Tensor) -> torch.Tensor:
+        """``sigmoid(conv_out(f_ref + conv_after_body(x + F_0)))``."""
         residual = self.conv_after_body(x + f0)
         return torch.sigmoid(self.conv_out(f_ref + residual))
 
@@ -524,9 +541,16 @@ class LFDiff(nn.Module):
                 of the seeded pure noise.
         """
         gt_shape = (ldr.shape[0], 3, *ldr.shape[-2:])
-        f0, f_ref = self.align(*self.encode_inputs(ldr, exposures, ref))
+        x_short, x_ref, x_long = self.encode_inputs(ldr, exposures, ref)
+        f0, f_ref = self.align(x_short, x_ref, x_long)
+        del x_short, x_long
+        if not torch.is_grad_enabled():
+            # Inference: f_ref is needed by DHRNet's tail only; recomputing it there (one
+            # 6 -> 60 conv of the reference frame) beats holding it at full resolution
+            # through the twelve frequency blocks.
+            x_ref, f_ref = x_ref.clone(), None
         if self.variant == "baseline":
-            return NetOutput(hdr=self.dhrnet(f0, f_ref))
+            return NetOutput(hdr=self._reconstruct(f0, f_ref, x_ref, None))
         if gt is not None and tuple(gt.shape) != gt_shape:
             raise BracketError(f"LFDiff: gt must have shape {gt_shape}, got {tuple(gt.shape)}")
         aux: dict[str, torch.Tensor] = {}
@@ -557,7 +581,20 @@ class LFDiff(nn.Module):
                 z_T, generator = self._start_noise(aux["condition"])
                 prior = self.sample_prior(aux["condition"], z_T, generator)
         aux["z_hat"] = prior
-        return NetOutput(hdr=self.dhrnet(f0, f_ref, prior), aux=aux)
+        return NetOutput(hdr=self._reconstruct(f0, f_ref, x_ref, prior), aux=aux)
+
+    def _reconstruct(
+        self,
+        f0: torch.Tensor,
+        f_ref: torch.Tensor | None,
+        x_ref: torch.Tensor,
+        prior: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """DHRNet; ``f_ref`` ``None`` recomputes it from ``x_ref`` after the groups."""
+        x = self.dhrnet.body(f0, prior)
+        if f_ref is None:
+            f_ref = self.align.conv_ref(x_ref)
+        return self.dhrnet.tail(x, f0, f_ref)
 
 
 # ----------------------------------------------------------------- LightningModule -----
