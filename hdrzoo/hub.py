@@ -24,6 +24,7 @@ import os
 import re
 import sys
 import warnings
+from collections.abc import Sequence
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -231,7 +232,12 @@ def _load_from_source(
     return module
 
 
-def load_weights_into(module: Any, source: str | os.PathLike, strict: bool = True) -> None:
+def load_weights_into(
+    module: Any,
+    source: str | os.PathLike,
+    strict: bool = True,
+    parts: Sequence[str] | None = None,
+) -> None:
     """Load a weights file into an existing module's network (e.g. its ``init_weights``).
 
     Args:
@@ -239,13 +245,36 @@ def load_weights_into(module: Any, source: str | os.PathLike, strict: bool = Tru
         source: a ``.safetensors`` network state dict, a Lightning ``.ckpt`` (its ``net.``
             tensors) or a foreign checkpoint (``.pth`` / ``.pt``) the module converts.
         strict: missing or unexpected tensors are an error; ``False`` warns and loads the rest.
+        parts: names of submodules of ``module.net`` (e.g. ``("align", "dhrnet")``) to load,
+            each from the file's tensors under the same name; the file's other tensors are
+            ignored, the network's other submodules keep their weights. This is how a
+            training stage starts from the parts it shares with an earlier stage's
+            network. ``strict`` then applies to each part. ``None``: the whole network.
 
     Raises:
         WeightsError: the file is missing, unreadable, refused by the safe loader, or its
-            tensors do not fit the network.
+            tensors do not fit the network (or one of ``parts``).
     """
     path = _existing_file(source)
-    _load_net_state(module, _read_net_state(module, path), strict, origin=str(path))
+    state = _read_net_state(module, path)
+    if parts is None:
+        _load_net_state(module, state, strict, origin=str(path))
+        return
+    for part in parts:
+        target = _submodule(module.net, part, path)
+        prefix = f"{part}."
+        part_state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        _load_state(target, part_state, strict, origin=f"{path} ({part!r})")
+
+
+def _submodule(net: torch.nn.Module, name: str, path: Path) -> torch.nn.Module:
+    try:
+        return net.get_submodule(name)
+    except AttributeError as err:
+        raise WeightsError(
+            f"{path}: {type(net).__name__} has no part {name!r} to load; its parts are "
+            f"{[child for child, _ in net.named_children()]}"
+        ) from err
 
 
 def _existing_file(source: str | os.PathLike) -> Path:
@@ -555,7 +584,12 @@ def state_dict_problems(
 
 
 def _load_net_state(module, state: dict[str, torch.Tensor], strict: bool, origin: str) -> None:
-    net = module.net
+    _load_state(module.net, state, strict, origin)
+
+
+def _load_state(
+    net: torch.nn.Module, state: dict[str, torch.Tensor], strict: bool, origin: str
+) -> None:
     problems, shapes_differ = state_dict_problems(net.state_dict(), state)
     if shapes_differ or (strict and problems):
         raise WeightsError(
@@ -563,7 +597,7 @@ def _load_net_state(module, state: dict[str, torch.Tensor], strict: bool, origin
             "variant, or pass strict=False to load the tensors that match."
         )
     if problems:
-        warnings.warn(f"{origin}: loaded with strict=False ({'; '.join(problems)})", stacklevel=3)
+        warnings.warn(f"{origin}: loaded with strict=False ({'; '.join(problems)})", stacklevel=4)
     net.load_state_dict(state, strict=strict)
 
 

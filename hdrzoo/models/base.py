@@ -79,6 +79,11 @@ class HDRModule(L.LightningModule):
     init_weights: str | None = None
     """Weights file loaded into ``net`` when a Trainer first sets the module up (see
     :meth:`use_init_weights`)."""
+    init_weights_parts: tuple[str, ...] | None = None
+    """Submodules of ``net`` that :attr:`init_weights` initialises (``None``: all of it)."""
+    net_weights_loaded: bool = False
+    """Whether trained weights reached ``net`` (from :attr:`init_weights`, a checkpoint
+    Lightning restores, or ``hdrzoo.load``); tracked once :meth:`use_init_weights` ran."""
 
     def __init__(
         self,
@@ -112,6 +117,14 @@ class HDRModule(L.LightningModule):
         """The forward used by ``training_step``; override when training differs from inference."""
         return self(batch["ldr"], batch["exposures"], batch["ref"])
 
+    def evaluation_forward(self, batch: dict[str, Any]) -> NetOutput:
+        """The forward used by validation and test steps: the frames only, as at inference.
+
+        Override when evaluating a network needs more of the batch, e.g. a training stage
+        whose network takes a prior from the ground truth ``batch["gt"]``.
+        """
+        return self(batch["ldr"], batch["exposures"], batch["ref"])
+
     def compute_loss(
         self, out: NetOutput, batch: dict[str, Any]
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -121,7 +134,7 @@ class HDRModule(L.LightningModule):
         )
 
     # ---------------------------------------------------------- initial weights -----
-    def use_init_weights(self, source: str | None) -> None:
+    def use_init_weights(self, source: str | None, parts: Iterable[str] | None = None) -> None:
         """Start from the weights in ``source`` (call it once ``self.net`` exists).
 
         The file is read when a Trainer first calls :meth:`setup` (fit, validate, test or
@@ -132,22 +145,27 @@ class HDRModule(L.LightningModule):
         Args:
             source: any weights file :func:`hdrzoo.hub.load_weights_into` reads (``.pth``
                 the model converts, ``.safetensors``, Lightning ``.ckpt``), or ``None``.
+            parts: names of ``self.net``'s submodules to initialise from the file's tensors
+                of the same names, the rest of the file ignored (a later training stage
+                starting from what it shares with an earlier stage's network); ``None``:
+                the whole network, strictly.
         """
         self.init_weights = None if source is None else str(source)
-        self._init_weights_done = source is None
+        self.init_weights_parts = None if parts is None else tuple(parts)
+        self.net_weights_loaded = False
         self.net.register_load_state_dict_post_hook(self._note_weights_loaded)
 
     def _note_weights_loaded(self, module: nn.Module, incompatible_keys: Any) -> None:
-        self._init_weights_done = True
+        self.net_weights_loaded = True
 
     def setup(self, stage: str) -> None:
-        if self.init_weights is not None and not self._init_weights_done:
+        if self.init_weights is not None and not self.net_weights_loaded:
             # File I/O lives in hub, which imports the models: import it when needed.
             from hdrzoo.hub import load_weights_into
 
-            load_weights_into(self, self.init_weights)
+            load_weights_into(self, self.init_weights, parts=self.init_weights_parts)
             # Only once: `fit` then `test` must test the trained network.
-            self._init_weights_done = True
+            self.net_weights_loaded = True
 
     # ------------------------------------------------------------------ steps -----
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
@@ -166,7 +184,7 @@ class HDRModule(L.LightningModule):
     def _evaluate(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
         from hdrzoo import metrics
 
-        out = self(batch["ldr"], batch["exposures"], batch["ref"])
+        out = self.evaluation_forward(batch)
         if "gt" in batch:
             batch_size = batch["ldr"].shape[0]
             for name in EVAL_METRICS:

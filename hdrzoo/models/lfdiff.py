@@ -38,6 +38,7 @@ from hdrzoo.ops.diffusion import (
     q_sample,
     timestep_embedding,
 )
+from hdrzoo.ops.rowconv import band_rows, map_row_bands, use_row_blocks
 from hdrzoo.ops.tonemap import GAMMA, mu_law, sort_by_exposure
 from hdrzoo.ops.windows import crop, pad_to_multiple
 
@@ -83,6 +84,17 @@ class Alignment(nn.Module):
         self, x_short: torch.Tensor, x_ref: torch.Tensor, x_long: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, 6, H, W)`` x 3 -> ``(F_0, f_ref)``, both ``(B, 60, H, W)``."""
+        if use_row_blocks(x_ref):
+            # CPU inference: four 3x3 convs deep, all local, so bands of rows with a 4-row
+            # halo give the same features while only F_0 and f_ref exist at full size.
+            rows = band_rows(x_ref, self.fuse.in_channels)
+            f0, f_ref = map_row_bands(self._align, [x_short, x_ref, x_long], halo=4, rows=rows)
+            return f0, f_ref
+        return self._align(x_short, x_ref, x_long)
+
+    def _align(
+        self, x_short: torch.Tensor, x_ref: torch.Tensor, x_long: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         f_s, f_r, f_l = self.conv_short(x_short), self.conv_ref(x_ref), self.conv_long(x_long)
         f_s = f_s * self.att_short(f_s, f_r)
         f_l = f_l * self.att_long(f_l, f_r)
@@ -111,11 +123,38 @@ class _FrequencyBlock(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
+        # Written so that a 1000 x 1500 merge holds few full-resolution maps at once: each is
+        # released (or overwritten, in inference) once used, and the 1x1 fusion of
+        # [high, up(low)] is applied as the sum of its two halves: the concatenation never
+        # exists. (Fusing the low half before the up-sampling would also be exact, both being
+        # linear, but would change the layer-by-layer cost MODELS.md states.)
         x1 = self.res_in(x)
         low = F.avg_pool2d(x1, self.pool)
-        high = self.res_high(x1 - _upsample(low, x1))
-        low = _upsample(self.low_branch(low, prior), x1)
-        return x + self.channel_attention(self.fuse(torch.cat([high, low], dim=1)))
+        up = _upsample(low, x1)
+        high_band = x1 - up if torch.is_grad_enabled() else x1.sub_(up)
+        del x1, up
+        high = self.res_high(high_band)
+        del high_band
+        fused = self._fuse_half(high, 0)
+        del high
+        low = _upsample(self.low_branch(low, prior), fused)
+        if torch.is_grad_enabled():
+            fused += self._fuse_half(low, 1)
+        else:
+            # Inference: the 1x1 conv acts on each pixel alone, so adding it band by band
+            # gives the same sum without a full-size copy of its output.
+            for top in range(0, low.shape[-2], band_rows(low, low.shape[1])):
+                rows = slice(top, top + band_rows(low, low.shape[1]))
+                fused[:, :, rows] += self._fuse_half(low[:, :, rows], 1)
+        del low
+        return self.channel_attention(fused).add_(x)
+
+    def _fuse_half(self, part: torch.Tensor, index: int) -> torch.Tensor:
+        """``fuse`` restricted to the ``index``-th half of its input channels (the bias goes
+        with the first half)."""
+        channels = part.shape[1]
+        weight = self.fuse.weight[:, index * channels : (index + 1) * channels]
+        return F.conv2d(part, weight, self.fuse.bias if index == 0 else None)
 
 
 class FRM(_FrequencyBlock):
@@ -205,9 +244,17 @@ class DHRNet(nn.Module):
     def forward(
         self, f0: torch.Tensor, f_ref: torch.Tensor, prior: torch.Tensor | None = None
     ) -> torch.Tensor:
+        return self.tail(self.body(f0, prior), f0, f_ref)
+
+    def body(self, f0: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
+        """The three groups."""
         x = f0
         for group in self.groups:
             x = group(x, prior)
+        return x
+
+    def tail(self, x: torch.Tensor, f0: torch.Tensor, f_ref: torch.Tensor) -> torch.Tensor:
+        """``sigmoid(conv_out(f_ref + conv_after_body(x + F_0)))``."""
         residual = self.conv_after_body(x + f0)
         return torch.sigmoid(self.conv_out(f_ref + residual))
 
@@ -493,14 +540,19 @@ class LFDiff(nn.Module):
                 ``q_sample(z, 199, noise)`` of LPENet's z (noise from the global RNG) instead
                 of the seeded pure noise.
         """
+        gt_shape = (ldr.shape[0], 3, *ldr.shape[-2:])
         x_short, x_ref, x_long = self.encode_inputs(ldr, exposures, ref)
         f0, f_ref = self.align(x_short, x_ref, x_long)
+        del x_short, x_long
+        if not torch.is_grad_enabled():
+            # Inference: f_ref is needed by DHRNet's tail only; recomputing it there (one
+            # 6 -> 60 conv of the reference frame) beats holding it at full resolution
+            # through the twelve frequency blocks.
+            x_ref, f_ref = x_ref.clone(), None
         if self.variant == "baseline":
-            return NetOutput(hdr=self.dhrnet(f0, f_ref))
-        if gt is not None and gt.shape != x_ref[:, :3].shape:
-            raise BracketError(
-                f"LFDiff: gt must have shape {tuple(x_ref[:, :3].shape)}, got {tuple(gt.shape)}"
-            )
+            return NetOutput(hdr=self._reconstruct(f0, f_ref, x_ref, None))
+        if gt is not None and tuple(gt.shape) != gt_shape:
+            raise BracketError(f"LFDiff: gt must have shape {gt_shape}, got {tuple(gt.shape)}")
         aux: dict[str, torch.Tensor] = {}
         if gt is not None:
             if self.variant == "stage1":
@@ -529,7 +581,20 @@ class LFDiff(nn.Module):
                 z_T, generator = self._start_noise(aux["condition"])
                 prior = self.sample_prior(aux["condition"], z_T, generator)
         aux["z_hat"] = prior
-        return NetOutput(hdr=self.dhrnet(f0, f_ref, prior), aux=aux)
+        return NetOutput(hdr=self._reconstruct(f0, f_ref, x_ref, prior), aux=aux)
+
+    def _reconstruct(
+        self,
+        f0: torch.Tensor,
+        f_ref: torch.Tensor | None,
+        x_ref: torch.Tensor,
+        prior: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """DHRNet; ``f_ref`` ``None`` recomputes it from ``x_ref`` after the groups."""
+        x = self.dhrnet.body(f0, prior)
+        if f_ref is None:
+            f_ref = self.align.conv_ref(x_ref)
+        return self.dhrnet.tail(x, f0, f_ref)
 
 
 # ----------------------------------------------------------------- LightningModule -----
@@ -538,6 +603,8 @@ PAPER = (
     "CVPR 2024 (no official code or weights)"
 )
 _STAGE_OF_VARIANT = {"baseline": 0, "stage1": 1, "full": 2, "direct": 2}
+STAGE1_PARTS = ("align", "dhrnet", "lpenet")
+"""The parts of the network stage 2 takes from a trained stage 1."""
 
 
 # No constructor defaults pinned here (the class's own default is variant "full"), so that
@@ -565,10 +632,11 @@ class LFDiffModule(HDRModule):
         sampling_steps: DDIM steps in training and inference (paper 10).
         sample_seed: seed of the inference noise; the same seed gives the same output.
         eta: DDIM stochasticity (0 in the paper's setting).
-        stage1_checkpoint: stage 2 only: a stage-1 Lightning ``.ckpt`` (or ``.safetensors``
-            of a stage-1 network) whose align, DHRNet and LPENet initialise this network
-            when a Trainer first sets the module up; a checkpoint Lightning restores
-            (resume, ``--ckpt_path``) takes precedence.
+        stage1_checkpoint: stage 2 only: a stage-1 Lightning ``.ckpt`` (or a
+            ``.safetensors`` state dict of a stage-1 network) whose align, DHRNet and LPENet
+            (:data:`STAGE1_PARTS`) initialise this network when a Trainer first sets the
+            module up (read by the hub, see :meth:`HDRModule.use_init_weights`); a
+            checkpoint Lightning restores (resume, ``--ckpt_path``) takes precedence.
         perceptual_weight: weight of the VGG term (paper 1e-2); ``0`` skips it and never
             downloads VGG19.
         diffusion_weight: weight of the prior term in stage 2 (paper 1).
@@ -631,18 +699,13 @@ class LFDiffModule(HDRModule):
         if self.stage == 2:
             self.net.lpenet.requires_grad_(False)
         self.stage1_checkpoint = stage1_checkpoint
+        self.use_init_weights(stage1_checkpoint, parts=STAGE1_PARTS)
         self.perceptual_weight = float(perceptual_weight)
         self.diffusion_weight = float(diffusion_weight)
-        self._weights_loaded = False
-        self._gt_for_prior: torch.Tensor | None = None
-        self.net.register_load_state_dict_post_hook(self._mark_weights_loaded)
         self.mulaw_l1 = MuLawL1()
         self.perceptual = VGGPerceptual() if perceptual_weight > 0 else None
 
     # ----------------------------------------------------------------- weights -----
-    def _mark_weights_loaded(self, module: nn.Module, incompatible_keys: Any) -> None:
-        self._weights_loaded = True
-
     def load_stage1(self, stage1: LFDiff) -> None:
         """Copy align, DHRNet and LPENet from a trained stage-1 network into this one."""
         if not hasattr(stage1, "lpenet") or stage1.variant == "baseline":
@@ -650,25 +713,15 @@ class LFDiffModule(HDRModule):
                 f"LFDiffModule: the stage-1 network is variant {stage1.variant!r}; stage 2 needs "
                 "one trained with a prior (variant 'stage1')"
             )
-        for name in ("align", "dhrnet", "lpenet"):
+        for name in STAGE1_PARTS:
             getattr(self.net, name).load_state_dict(getattr(stage1, name).state_dict())
-        self._weights_loaded = True
+        self.net_weights_loaded = True
 
     def setup(self, stage: str) -> None:
-        # Lightning calls setup before restoring a checkpoint, so a resumed run overwrites
-        # what is loaded here; and only once, so `fit` then `test` tests the trained net.
-        if self._weights_loaded or self.stage != 2:
-            return
-        if self.stage1_checkpoint is not None:
-            from hdrzoo.hub import load  # reading files is the hub's job
-
-            source = str(self.stage1_checkpoint)
-            if source.lower().endswith(".ckpt"):
-                stage1 = load(source)
-            else:
-                stage1 = load("lfdiff", weights=source, variant="stage1")
-            self.load_stage1(stage1.net)
-        elif stage == "fit":
+        # The base class loads STAGE1_PARTS of `stage1_checkpoint` (once, before Lightning
+        # restores a checkpoint, which therefore wins).
+        super().setup(stage)
+        if self.stage == 2 and stage == "fit" and not self.net_weights_loaded:
             raise WeightsError(
                 "LFDiffModule: stage 2 (variant 'full') starts from a trained stage 1; pass "
                 "--model.init_args.stage1_checkpoint PATH (train it with "
@@ -694,8 +747,6 @@ class LFDiffModule(HDRModule):
         Validation and test see whole frames (1000 x 1500 in Kalantari 17): they are
         reflect-padded to a multiple of 16 and the outputs cropped back, as ``merge`` does.
         """
-        if gt is None:
-            gt = self._gt_for_prior
         height, width = ldr.shape[-2:]
         ldr, _ = pad_to_multiple(ldr, self.net.size_multiple)
         if gt is not None:
@@ -707,14 +758,10 @@ class LFDiffModule(HDRModule):
             aux={key: crop(value, prior_height, prior_width) for key, value in out.aux.items()},
         )
 
-    def _evaluate(self, batch: dict[str, Any], stage: str) -> torch.Tensor:
-        # The shared evaluation calls forward(ldr, exposures, ref); stage 1's prior comes from
-        # the ground truth, which reaches forward this way for the duration of one batch.
-        self._gt_for_prior = batch.get("gt") if self.net.needs_gt else None
-        try:
-            return super()._evaluate(batch, stage)
-        finally:
-            self._gt_for_prior = None
+    def evaluation_forward(self, batch: dict[str, Any]) -> NetOutput:
+        # Stage 1's prior comes from the ground truth, in validation as in training.
+        gt = batch.get("gt") if self.net.needs_gt else None
+        return self(batch["ldr"], batch["exposures"], batch["ref"], gt=gt)
 
     def compute_loss(
         self, out: NetOutput, batch: dict[str, Any]

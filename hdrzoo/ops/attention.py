@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hdrzoo.errors import InputSizeError
+from hdrzoo.ops.rowconv import band_rows, map_row_bands, use_row_blocks
 
 __all__ = [
     "LayerNorm2d",
@@ -188,6 +189,7 @@ class GDFN(nn.Module):
 
     hidden = int(C e); (a, b) = split(dwconv3x3(conv1x1 C->2 hidden(x)));
     out = conv1x1 hidden->C(GELU(a) * b). Parameters (C = 60, e = 2.66): 31,482.
+    In CPU inference it runs in bands of rows, as :class:`ResBlock` does.
 
     Args:
         channels: C.
@@ -209,6 +211,13 @@ class GDFN(nn.Module):
         self.project_out = nn.Conv2d(hidden, channels, 1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if use_row_blocks(x):
+            # CPU inference: its 2 * hidden channels exist one band of rows at a time.
+            width = self.project_in[0].out_channels
+            return map_row_bands(self._feed_forward, [x], halo=1, rows=band_rows(x, width))[0]
+        return self._feed_forward(x)
+
+    def _feed_forward(self, x: torch.Tensor) -> torch.Tensor:
         a, b = self.project_in(x).chunk(2, dim=1)
         return self.project_out(F.gelu(a) * b)
 
@@ -297,6 +306,10 @@ class ChannelAttention(nn.Module):
 class ResBlock(nn.Module):
     """``x + conv3x3(LReLU_0.2(conv3x3(x)))``. Parameters (C = 60): 64,920.
 
+    In CPU inference (:func:`~hdrzoo.ops.rowconv.use_row_blocks`) it runs in bands of rows
+    (:func:`~hdrzoo.ops.rowconv.map_row_bands`), the same values to float rounding with
+    only the input and output at full size.
+
     Args:
         channels: C.
 
@@ -314,6 +327,13 @@ class ResBlock(nn.Module):
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if use_row_blocks(x):
+            # CPU inference: the inner activations exist one band of rows at a time.
+            rows = band_rows(x, self.conv1.out_channels)
+            return map_row_bands(self._residual, [x], halo=2, rows=rows)[0]
+        return self._residual(x)
+
+    def _residual(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(F.leaky_relu(self.conv1(x), 0.2))
 
 

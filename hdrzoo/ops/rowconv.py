@@ -19,7 +19,7 @@ small channels-last helpers next to it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -29,12 +29,14 @@ from hdrzoo.errors import InputSizeError
 
 __all__ = [
     "BLOCK_BYTES",
+    "band_rows",
     "cat_channels_last",
     "channels_last",
     "conv2d_rows",
     "conv_module_rows",
     "conv_prelu_stack_rows",
     "empty_channels_last",
+    "map_row_bands",
     "use_row_blocks",
 ]
 
@@ -262,3 +264,78 @@ def conv_prelu_stack_rows(
         x = conv_module_rows(x, conv, out, prelu=prelu)
         buffer_a, buffer_b = buffer_b, buffer_a
     return x
+
+
+def band_rows(x: torch.Tensor, widest_channels: int, block_bytes: int | None = None) -> int:
+    """Rows per band for :func:`map_row_bands` so that one band of the widest tensor a
+    function makes (``widest_channels`` channels of ``x``'s batch and width) stays within
+    ``block_bytes`` (default :data:`BLOCK_BYTES`); at least one row.
+
+    Examples:
+        >>> band_rows(torch.zeros(1, 3, 100, 1024), widest_channels=64)
+        96
+    """
+    batch, _, _, width = x.shape
+    limit = BLOCK_BYTES if block_bytes is None else block_bytes
+    return max(1, limit // (batch * width * widest_channels * x.element_size()))
+
+
+def map_row_bands(
+    fn: Callable[..., torch.Tensor | tuple[torch.Tensor, ...]],
+    inputs: Sequence[torch.Tensor],
+    halo: int,
+    rows: int,
+) -> tuple[torch.Tensor, ...]:
+    """``fn(*inputs)`` computed band of rows by band of rows, for full-resolution inference.
+
+    ``fn`` must be local in the rows: every output row depends only on the input rows at
+    most ``halo`` rows away, through height-preserving stride-1 layers zero-padded at the
+    top and bottom like ``F.conv2d`` (e.g. ``halo`` 2 for two 3x3 convolutions), and on
+    nothing computed over the whole image (no means over pixels, no attention across
+    pixels). Each band of ``rows`` output rows is computed from its input rows plus
+    ``halo`` rows above and below (none beyond the image border), and only its own rows
+    are kept, so the result equals ``fn(*inputs)`` to float rounding while only one band's
+    intermediate tensors exist at a time: a deep local stack then holds its inputs and
+    outputs at full size, not every intermediate activation.
+
+    Args:
+        fn: maps ``(B, C_i, h, W)`` tensors (one per input, the same ``h``) to one tensor
+            or a tuple of tensors ``(B, C_j, h, W_j)``.
+        inputs: ``(B, C_i, H, W)`` tensors with the same ``B`` and ``H``.
+        halo: receptive-field radius of ``fn`` in rows (>= 0).
+        rows: output rows per band (>= 1); :func:`band_rows` picks one from a byte budget.
+
+    Returns:
+        The outputs of ``fn`` as a tuple, each ``(B, C_j, H, W_j)``.
+
+    Examples:
+        >>> conv = nn.Conv2d(2, 3, 3, padding=1)
+        >>> x = torch.randn(1, 2, 9, 5)
+        >>> with torch.no_grad():
+        ...     (y,) = map_row_bands(lambda t: conv(conv(t[:, :2])[:, :2]), [x], halo=2, rows=2)
+        ...     torch.allclose(y, conv(conv(x)[:, :2]), atol=1e-6)
+        True
+    """
+    if halo < 0 or rows < 1:
+        raise InputSizeError(f"map_row_bands: need halo >= 0 and rows >= 1, got {halo}, {rows}")
+    height = inputs[0].shape[-2]
+    if any(t.shape[-2] != height for t in inputs):
+        raise InputSizeError(
+            f"map_row_bands: inputs must share their height, got {[tuple(t.shape) for t in inputs]}"
+        )
+    outputs: tuple[torch.Tensor, ...] = ()
+    for top in range(0, height, rows):
+        bottom = min(top + rows, height)
+        first, last = max(top - halo, 0), min(bottom + halo, height)
+        band = fn(*(t[:, :, first:last] for t in inputs))
+        band = band if isinstance(band, tuple) else (band,)
+        if not outputs:
+            if rows >= height:  # one band: fn's own outputs, no copy
+                return band
+            outputs = tuple(
+                torch.empty((*y.shape[:-2], height, y.shape[-1]), dtype=y.dtype, device=y.device)
+                for y in band
+            )
+        for out, y in zip(outputs, band, strict=True):
+            out[:, :, top:bottom] = y[:, :, top - first : bottom - first]
+    return outputs
