@@ -91,6 +91,51 @@ def not_measured(group: str, device: str) -> list[str]:
 
 
 # ----------------------------------------------------------------------- groups ----
+def section_models(results: dict, device: str) -> list[str]:
+    """One row per model, the figures its model card points to; "-" where not measured."""
+    groups = ("params", "macs", "latency", "memory", "scaling")
+    models = ordered({m: None for g in groups for m in results.get(g, {})})
+    if not models:
+        return not_measured(",".join(groups), device)
+
+    def pick(group: str, model: str, key: str) -> dict[str, Any] | None:
+        return results.get(group, {}).get(model, {}).get(key)
+
+    rows = []
+    for model in models:
+        count = (pick("params", model, "all") or {}).get("parameters")
+        macs = pick("macs", model, "512x512")
+        memory = pick("memory", model, "1000x1500")
+        scaling = pick("scaling", model, "time_vs_pixels")
+        rows.append(
+            [
+                model,
+                f"{count:,}" if count is not None else "-",
+                (na_text(macs) or fmt_number(macs["macs"] / 1e9)) if macs else "-",
+                _timing_cell(pick("latency", model, "1000x1500"))
+                if pick("latency", model, "1000x1500")
+                else "-",
+                (
+                    na_text(memory)
+                    or f"{memory.get('peak_rss_mib', memory.get('peak_allocated_mib', 0)):.0f} MiB"
+                )
+                if memory
+                else "-",
+                (fmt_number(scaling["exponent"]) if "exponent" in scaling else na_text(scaling))
+                if scaling
+                else "-",
+            ]
+        )
+    header = ["model", "parameters", "GMAC 512x512", "merge 1000x1500", "peak memory 1000x1500"]
+    lines = table(header + ["time exponent"], rows)
+    lines += [
+        "The row each model card links to; the sections below give every size, the runs and "
+        "how each figure is measured.",
+        "",
+    ]
+    return lines
+
+
 def section_cost(results: dict, device: str) -> list[str]:
     params, macs = results.get("params", {}), results.get("macs", {})
     if not params and not macs:
@@ -587,6 +632,7 @@ def render(reports: dict[str, dict], img_dir: Path, img_link: str) -> str:
         if device == "gpu":
             lines += ["### Against the papers and the goals", ""]
             lines += section_gpu_reference(report)
+        lines += ["### Per model", ""] + section_models(results, device)
         lines += ["### Parameters and multiply-accumulates", ""] + section_cost(results, device)
         lines += ["### Inference latency", ""] + section_latency(results, device)
         lines += ["### Peak memory", ""] + section_memory(results, device)

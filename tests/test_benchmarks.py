@@ -168,7 +168,13 @@ def test_a_subset_run_replaces_only_its_own_entries(smoke):
 def test_make_docs_renders_the_smoke_results(smoke, tmp_path):
     out, _, _ = smoke
     page = make_docs.render(make_docs.load_reports(out.parent), tmp_path / "img", "img")
-    for heading in ("Inference latency", "Peak memory", "Time against image size", "Quality"):
+    for heading in (
+        "Per model",
+        "Inference latency",
+        "Peak memory",
+        "Time against image size",
+        "Quality",
+    ):
         assert f"### {heading}" in page
     assert "| safnet_s | 566,713 |" in page
     assert "Smoke-run entries" in page  # quick runs are flagged as such
