@@ -8,21 +8,14 @@ tests check that tiling gives the whole-image output and that the default budget
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
+from _memory import run_memory_benchmark
 
 import hdrzoo
 from hdrzoo.errors import ModelError
 from hdrzoo.models.flexhdr import HEAD_PIXELS, FlexHDR
 from hdrzoo.ops.halo import halo_tiles
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_head_halo_is_the_receptive_radius_of_attention_and_merge():
@@ -80,26 +73,9 @@ def test_tiled_merge_equals_the_whole_image_merge(monkeypatch):
 
 @pytest.mark.slow
 def test_default_flexhdr_merge_of_1000x1500_on_cpu_stays_under_4_gb_peak_rss():
-    # A fresh process, so that ru_maxrss is this merge's own (imports included).
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "benchmarks/flexhdr_memory.py"),
-            "--height",
-            "1000",
-            "--width",
-            "1500",
-            "--threads",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env,
+    result = run_memory_benchmark(
+        "flexhdr_memory.py", "--height", "1000", "--width", "1500", "--threads", "2"
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["output_shape"] == [3, 1000, 1500] and result["output_finite"]
     assert result["head_tiles"] > 1, result
     assert result["peak_rss_gib"] * 2**30 < 4e9, result

@@ -8,20 +8,14 @@ frequency block releases its full-resolution maps as soon as they are used and f
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
+from _memory import run_memory_benchmark
 
 from hdrzoo.models.lfdiff import FRM, PIM, LFDiff
 from hdrzoo.ops import rowconv
 
-REPO = Path(__file__).resolve().parents[2]
 SMALL = dict(
     channels=12, heads=2, low_band_blocks=1, frms_per_group=1, prior_width=8, denoiser_width=8
 )
@@ -75,24 +69,7 @@ def test_cpu_inference_in_row_bands_equals_the_whole_image_forward(monkeypatch):
 
 @pytest.mark.slow
 def test_lfdiff_merges_1000x1500_on_cpu_under_4_gb_peak_rss():
-    # A fresh process, so that ru_maxrss is this merge's own (imports included).
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "benchmarks/lfdiff_memory.py"),
-            "--height",
-            "1000",
-            "--width",
-            "1500",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=env,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_memory_benchmark("lfdiff_memory.py", "--height", "1000", "--width", "1500")
     print(result)
     assert result["output_shape"] == [3, 1000, 1500] and result["output_finite"]
     assert result["peak_rss_gib"] * 2**30 < 4e9, result
