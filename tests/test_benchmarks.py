@@ -259,17 +259,8 @@ def test_merging_reports_keeps_other_entries():
 BF16_BOUND_DB = 0.05  # issue 20: CPU bf16 SAFNet-S on the fixture scenes, official weights
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "CPU bf16 autocast of SAFNet-S moves PSNR-mu by -0.085 dB (courtyard) and -0.163 dB "
-        "(forest), measured on a Xeon without AVX512-BF16/AMX, torch 2.14.1: beyond the 0.05 dB "
-        "bound of issue 20. Where it goes (measured by running parts in fp32): the flow "
-        "decoder's bf16 features (forest) and the refine net's (courtyard); with both in fp32 "
-        "the change is -0.006 / -0.008 dB, with only the output convs in fp32 it stays -0.10 / "
-        "-0.08. Kept strict so that a fix makes this test fail until the mark goes."
-    ),
-)
+# Before the flow decoder and the refine net were kept in float32 (hdrzoo.ops.precision)
+# the changes were -0.085 / -0.163 dB; with them in float32, -0.006 / -0.008 dB.
 def test_cpu_bf16_safnet_s_stays_within_the_accuracy_bound(safnet_s_fixture):
     import hdrzoo
 
