@@ -605,6 +605,8 @@ PAPER = (
 _STAGE_OF_VARIANT = {"baseline": 0, "stage1": 1, "full": 2, "direct": 2}
 STAGE1_PARTS = ("align", "dhrnet", "lpenet")
 """The parts of the network stage 2 takes from a trained stage 1."""
+WARMUP_FROZEN_PARTS = ("align", "dhrnet")
+"""The parts that keep their stage-1 weights during stage 2's prior warm-up."""
 
 
 # No constructor defaults pinned here (the class's own default is variant "full"), so that
@@ -625,6 +627,13 @@ class LFDiffModule(HDRModule):
     denoiser through all its steps with ``L_rec + diffusion_weight * |z_hat - z|_1``.
     ``direct`` trains with ``L_rec + diffusion_weight * |D - z|_1``.
 
+    Stage 2 may begin with a prior warm-up (our choice; the paper trains jointly from the
+    first step): for ``prior_warmup_steps`` optimizer steps align and DHRNet keep their
+    stage-1 weights while LPENet_DM and the denoiser learn, then everything trains jointly
+    with every learning rate multiplied by ``joint_lr_scale``. An untrained sampler returns
+    a prior about 180 times the noise (``1 / sqrt(abar_199)``), so without the warm-up the
+    first updates of align and DHRNet follow a meaningless prior (docs/models/lfdiff.md).
+
     Args:
         variant: ``"full"``, ``"stage1"``, ``"baseline"`` or ``"direct"``.
         stage: 0, 1 or 2; ``None`` derives it from the variant (baseline 0, stage1 1,
@@ -640,6 +649,13 @@ class LFDiffModule(HDRModule):
         perceptual_weight: weight of the VGG term (paper 1e-2); ``0`` skips it and never
             downloads VGG19.
         diffusion_weight: weight of the prior term in stage 2 (paper 1).
+        prior_warmup_steps: stage 2 only: optimizer steps at the start during which align
+            and DHRNet (:data:`WARMUP_FROZEN_PARTS`) are not updated (0: joint from the
+            start, as in the paper).
+        joint_lr_scale: stage 2 only: factor applied to every parameter group's learning
+            rate once, when the joint phase starts (step ``prior_warmup_steps``); 1 leaves
+            it alone. Schedulers that multiply the current lr (StepLR) keep it; one that
+            recomputes from its base lr (LambdaLR) overrides it.
         sizes: overrides of LFDiff's size arguments (``channels``, ``heads``,
             ``low_band_blocks``, ``frms_per_group``, ``prior_width``, ``denoiser_width``);
             ``None`` builds the paper's network. Smaller sizes are for quick experiments and
@@ -658,6 +674,8 @@ class LFDiffModule(HDRModule):
         stage1_checkpoint: str | None = None,
         perceptual_weight: float = 0.01,
         diffusion_weight: float = 1.0,
+        prior_warmup_steps: int = 0,
+        joint_lr_scale: float = 1.0,
         sizes: dict[str, int] | None = None,
         optimizer: OptimizerCallable | None = None,
         lr_scheduler: LRSchedulerCallable | None = None,
@@ -678,6 +696,17 @@ class LFDiffModule(HDRModule):
         ):
             if not value >= 0:
                 raise ModelError(f"LFDiffModule: {name} must be >= 0, got {value}")
+        if int(prior_warmup_steps) != prior_warmup_steps or prior_warmup_steps < 0:
+            raise ModelError(
+                f"LFDiffModule: prior_warmup_steps must be an integer >= 0, got {prior_warmup_steps}"
+            )
+        if not joint_lr_scale > 0:
+            raise ModelError(f"LFDiffModule: joint_lr_scale must be > 0, got {joint_lr_scale}")
+        if (prior_warmup_steps or joint_lr_scale != 1.0) and expected_stage != 2:
+            raise ModelError(
+                "LFDiffModule: prior_warmup_steps and joint_lr_scale shape stage 2; use them with "
+                f"variant 'full' (or 'direct'), not {variant!r}"
+            )
         if stage1_checkpoint is not None and expected_stage != 2:
             raise ModelError(
                 "LFDiffModule: stage1_checkpoint initialises stage 2; use it with variant 'full' "
@@ -702,6 +731,8 @@ class LFDiffModule(HDRModule):
         self.use_init_weights(stage1_checkpoint, parts=STAGE1_PARTS)
         self.perceptual_weight = float(perceptual_weight)
         self.diffusion_weight = float(diffusion_weight)
+        self.prior_warmup_steps = int(prior_warmup_steps)
+        self.joint_lr_scale = float(joint_lr_scale)
         self.mulaw_l1 = MuLawL1()
         self.perceptual = VGGPerceptual() if perceptual_weight > 0 else None
 
@@ -729,6 +760,22 @@ class LFDiffModule(HDRModule):
             )
 
     # ---------------------------------------------------------------- training -----
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.stage != 2:
+            return
+        step = self.trainer.global_step
+        if step < self.prior_warmup_steps:
+            # Prior warm-up: dropping the gradients (rather than zeroing them) makes the
+            # optimizer skip these parameters, so they keep their stage-1 weights and Adam
+            # starts their moments only when the joint phase begins.
+            for part in WARMUP_FROZEN_PARTS:
+                for parameter in getattr(self.net, part).parameters():
+                    parameter.grad = None
+        elif step == self.prior_warmup_steps and self.joint_lr_scale != 1.0:
+            # Stored in the optimizer's state, so a resumed run keeps the scaled rate.
+            for group in optimizer.param_groups:
+                group["lr"] *= self.joint_lr_scale
+
     def training_forward(self, batch: dict[str, Any]) -> NetOutput:
         gt = batch["gt"] if self.stage > 0 else None
         return self.net(

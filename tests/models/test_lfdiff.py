@@ -215,6 +215,65 @@ def test_stage2_fit_without_a_stage1_checkpoint_is_refused():
     create_model("lfdiff", sizes=SMALL).setup("test")  # evaluating random weights is allowed
 
 
+def test_stage2_prior_warmup_keeps_align_and_dhrnet_then_scales_the_learning_rate():
+    import lightning as L
+
+    from hdrzoo.data.modules import SyntheticDataModule
+
+    module = LFDiffModule(
+        variant="full",
+        perceptual_weight=0.0,
+        sizes=SMALL,
+        prior_warmup_steps=2,
+        joint_lr_scale=0.5,
+        optimizer=lambda params: torch.optim.Adam(params, lr=1e-3),
+    )
+    module.load_stage1(LFDiff("stage1", **SMALL))
+    parts = ("align", "dhrnet", "lpenet_dm", "denoiser")
+    snapshots, rates = [], []
+
+    def copy(net):
+        return {n: {k: v.clone() for k, v in getattr(net, n).state_dict().items()} for n in parts}
+
+    class Record(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, *args):
+            snapshots.append(copy(pl_module.net))
+            rates.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    start = copy(module.net)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        max_steps=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=[Record()],
+    )
+    trainer.fit(module, datamodule=SyntheticDataModule(train_size=4, crop_size=32, batch_size=1))
+
+    def changed(before, after, name):
+        return any(not torch.equal(before[name][k], after[name][k]) for k in before[name])
+
+    # Steps 1 and 2 (warm-up): only the prior generator moves, at the configured rate.
+    for step in (0, 1):
+        previous = start if step == 0 else snapshots[step - 1]
+        assert not changed(previous, snapshots[step], "align")
+        assert not changed(previous, snapshots[step], "dhrnet")
+        assert changed(previous, snapshots[step], "denoiser")
+        assert changed(previous, snapshots[step], "lpenet_dm")
+    # Step 3: joint training at half the rate.
+    assert changed(snapshots[1], snapshots[2], "align")
+    assert changed(snapshots[1], snapshots[2], "dhrnet")
+    assert rates == [1e-3, 1e-3, 5e-4]
+    with pytest.raises(ModelError, match="prior_warmup_steps"):
+        LFDiffModule(variant="stage1", sizes=SMALL, prior_warmup_steps=10)
+    with pytest.raises(ModelError, match="joint_lr_scale"):
+        LFDiffModule(sizes=SMALL, joint_lr_scale=0.0)
+
+
 def test_load_stage1_copies_align_dhrnet_and_lpenet():
     stage1 = LFDiff("stage1", **SMALL)
     module = LFDiffModule(variant="full", sizes=SMALL)

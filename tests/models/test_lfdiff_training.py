@@ -121,7 +121,9 @@ def test_two_stages_through_the_cli_stage2_learns_the_prior(tmp_path: Path, monk
 
     (tmp_path / "stage2").mkdir()
     monkeypatch.chdir(tmp_path / "stage2")
+    # 9 warm-up steps (align and DHRNet kept), then 3 joint ones at the config's lr / 10.
     args = _fit_args("synthetic_stage2.yaml", steps=12)
+    args += ["--model.init_args.prior_warmup_steps", "9"]
     assert main([*args, "--model.init_args.stage1_checkpoint", str(stage1_ckpt)]) == 0
     trained = hdrzoo.load(tmp_path / "stage2" / "runs" / "checkpoints" / "last.ckpt")
     assert trained.net.variant == "full" and trained.stage == 2
@@ -143,7 +145,7 @@ def test_two_stages_through_the_cli_stage2_learns_the_prior(tmp_path: Path, monk
         f"PSNR-mu {psnr_before:.2f} -> {psnr_after:.2f}"
     )
     # The untrained sampler's first step divides its error by sqrt(abar_199) = 0.0055, so
-    # its prior is far off (measured about 146 vs 108 after 12 steps). Training moves the
+    # its prior is far off (measured about 146 vs 114 after the 12 steps). Training moves the
     # sampled prior towards LPENet's, and DHRNet, trained on LPENet's z, gains from it.
     assert error_after < 0.85 * error_before, (error_after, error_before)
     assert psnr_after > psnr_before + 1.0, (psnr_after, psnr_before)
@@ -182,7 +184,13 @@ def _small(variant: str, lr: float, **kwargs):
 @pytest.mark.slow
 def test_prior_helps_and_stage2_beats_classic_and_the_reference_frame():
     torch.set_num_threads(2)
-    steps, stage2_steps, lr = 400, 150, 2e-3
+    steps, lr = 400, 2e-3
+    # Stage 2: 150 warm-up steps train LPENet_DM and the denoiser alone (an untrained sampler
+    # returns about 180 x its noise as the prior, and the early updates of align and DHRNet
+    # would follow it), then 150 joint steps at lr / 10 (at lr the joint phase swings between
+    # 20 and 26 dB from one evaluation to the next). Measured with one thread: 28.3 dB after
+    # the 300 steps; 17.4 dB for 150 joint steps at lr from the start.
+    warmup_steps, joint_steps = 150, 150
     scenes = _held_out(6)
 
     stage1 = _small("stage1", lr)
@@ -194,13 +202,20 @@ def test_prior_helps_and_stage2_beats_classic_and_the_reference_frame():
     # The ground-truth prior carries information the frames alone do not.
     assert with_prior > without + 1.0, (with_prior, without)
 
-    full = _small("full", lr)
+    full = _small("full", lr, prior_warmup_steps=warmup_steps, joint_lr_scale=0.1)
     full.load_stage1(stage1.net)
-    _train(full, stage2_steps)
+    prior_error_before = _mean_prior_error(full, scenes)
+    _train(full, warmup_steps + joint_steps)
     learned = _mean_psnr_mu(full, scenes)
+    prior_error_after = _mean_prior_error(full, scenes)
     classic = sum(
         float(metrics.psnr_mu(hdrzoo.load("classic").merge(s), s.gt)) for s in scenes
     ) / len(scenes)
     reference = sum(float(metrics.psnr_mu(_reference_alone(s), s.gt)) for s in scenes) / len(scenes)
+    print(
+        f"held-out PSNR-mu: stage 1 with the GT prior {with_prior:.2f}, baseline {without:.2f}; "
+        f"stage 2 {learned:.2f}, reference frame {reference:.2f}, classic {classic:.2f}; "
+        f"mean |z_hat - z| {prior_error_before:.2f} -> {prior_error_after:.2f}"
+    )
     assert learned > reference + 0.5, (learned, reference)
     assert learned > classic + 1.0, (learned, classic)
