@@ -413,6 +413,25 @@ def margins(means: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
 # ----------------------------------------------------------------------------- training
 
 
+def training_radiance(recipe: str | list[str] | None, map_paths: Sequence[Path]) -> list[str]:
+    """The recipe's radiance sources with the packaged maps replaced by the held-in maps.
+
+    Procedural scenes stay (they are no radiance map, so hold nothing out), repeated so
+    that they keep their share: one source of a list is drawn per bracket, and the recipe's
+    ``"assets"`` was one source, where the held-in maps are several.
+
+    Examples:
+        >>> training_radiance(["assets", "procedural"], [Path("a.exr"), Path("b.exr")])
+        ['a.exr', 'b.exr', 'procedural', 'procedural']
+        >>> training_radiance(None, [Path("a.exr"), Path("b.exr")])
+        ['a.exr', 'b.exr']
+    """
+    sources = [recipe] if isinstance(recipe, str) else list(recipe or ["assets"])
+    maps = [str(p) for p in map_paths]
+    procedural = sources.count("procedural") * len(maps)
+    return maps + ["procedural"] * procedural
+
+
 def train_on_maps(
     model: str,
     map_paths: Sequence[Path],
@@ -433,7 +452,8 @@ def train_on_maps(
 
     module, _, recipe = demo_recipe(model, seed, max_steps, max_seconds)
     data_settings = dict(DEMO_SETTINGS.get(model, {}).get("data", {}))
-    data = SyntheticDataModule(seed=seed, radiance=[str(p) for p in map_paths], **data_settings)
+    radiance = training_radiance(data_settings.get("synthetic", {}).get("radiance"), map_paths)
+    data = SyntheticDataModule(seed=seed, radiance=radiance, **data_settings)
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as scratch:
         trainer = L.Trainer(
@@ -461,6 +481,7 @@ def train_on_maps(
         "max_steps": max_steps,
         "max_seconds": max_seconds,
         "radiance": [Path(p).name for p in map_paths],
+        "procedural_share": radiance.count("procedural") / len(radiance),
         "crop_size": data.crop_size,
         "batch_size": data.batch_size,
         "device": str(module.device),

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from hdrzoo.data.synthetic import VARIETY
 from hdrzoo.errors import HDRZooError
 
 __all__ = [
@@ -37,7 +38,7 @@ DEMO_SETTINGS: dict[str, dict[str, Any]] = {
     # demo must finish in minutes on two CPU cores.
     "safnet_s": {
         "model": {"perceptual_weight": 0.0, "window_size": 64},
-        "data": {"crop_size": 128, "batch_size": 4},
+        "data": {"crop_size": 128, "batch_size": 4, "synthetic": VARIETY},
         "lr": 1e-3,
         # lr 1e-3 (5x the paper's) learns in minutes but jolts the flows by tens of pixels
         # on some batches: clip the gradient norm, and decay the rate to zero over the run
@@ -49,7 +50,7 @@ DEMO_SETTINGS: dict[str, dict[str, Any]] = {
     "sthdr": {
         # 64 crops (the smallest its U-Nets take; the configs train on 256): a CPU step
         # costs about a second. The zero output conv starts it at the reference frame.
-        "data": {"crop_size": 64, "batch_size": 4},
+        "data": {"crop_size": 64, "batch_size": 4, "synthetic": VARIETY},
         "lr": 1e-3,
         "trainer": {"gradient_clip_val": 1.0},
         "cosine_decay": True,

@@ -7,11 +7,14 @@ merge (a colour cast, a blur, a bias in the well-exposed range) fails it.
 
 Tolerances (:data:`TOLERANCES`), against the noise-free reference radiance ``k R_ref``
 (float64), over every pixel whose reference LDR value is well exposed (all channels in
-``[0.1, 0.9]``):
+``[0.1, 0.9]``), each compared with what the reference frame alone scores there (its
+capture noise gives a median relative error of 2-5 % and a 99th percentile of 8-23 % on
+these brackets: a merge that returns the reference exactly scores the same):
 
 - bias: the median of the signed relative error within +-1 % (a gain or colour cast),
-- median relative error <= 3 % (the capture's noise alone gives about 1.5 %),
-- 99th percentile of the relative error <= 10 % (no local damage: halos, misplaced edges),
+- median relative error at most 0.5 points above the reference frame alone's,
+- 99th percentile of the relative error at most 2 points above the reference frame
+  alone's (no local damage: halos, misplaced edges),
 - PSNR-mu no more than 0.5 dB below the reference frame alone's.
 
 Usage in a trained model's test::
@@ -33,8 +36,8 @@ from hdrzoo.ops.tonemap import GAMMA, linearize, mu_law
 
 TOLERANCES = {
     "bias": 0.01,
-    "median_relative": 0.03,
-    "p99_relative": 0.10,
+    "median_relative_excess": 0.005,
+    "p99_relative_excess": 0.02,
     "psnr_mu_drop_db": 0.5,
 }
 WELL_EXPOSED = (0.1, 0.9)
@@ -102,24 +105,29 @@ def reference_preservation(
 ) -> dict[str, float]:
     """How far ``merge(bracket)`` strays from the reference radiance on well-exposed pixels."""
     mask = well_exposed_mask(bracket.ldr[bracket.ref])
+    keys = ("bias", "median_relative", "p99_relative", "psnr_mu")
     if not bool(mask.any()):  # e.g. a map with a sun: everything else is dark
         return {"well_exposed_fraction": 0.0} | dict.fromkeys(
-            ("bias", "median_relative", "p99_relative", "psnr_mu", "psnr_mu_reference_alone"),
-            math.nan,
+            [*keys, *(f"{k}_reference_alone" for k in keys)], math.nan
         )
     with torch.no_grad():
         hdr = merge(bracket).double()
-    gt = bracket.gt.double()
+    alone = linearize(bracket.ldr[bracket.ref], bracket.exposures[bracket.ref : bracket.ref + 1])[0]
+    scores = {"well_exposed_fraction": float(mask.double().mean())}
+    scores |= _errors(hdr, bracket.gt.double(), mask)
+    scores |= {f"{k}_reference_alone": v for k, v in _errors(alone, bracket.gt, mask).items()}
+    return scores
+
+
+def _errors(hdr: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+    hdr, gt = hdr.double(), gt.double()
     signed = ((hdr - gt) / gt.clamp(min=1e-6))[:, mask]
     relative = signed.abs()
-    alone = linearize(bracket.ldr[bracket.ref], bracket.exposures[bracket.ref : bracket.ref + 1])[0]
     return {
-        "well_exposed_fraction": float(mask.double().mean()),
         "bias": float(signed.median()),
         "median_relative": float(relative.median()),
         "p99_relative": float(torch.quantile(relative.flatten(), 0.99)),
         "psnr_mu": _psnr_mu(hdr, gt, mask),
-        "psnr_mu_reference_alone": _psnr_mu(alone, gt, mask),
     }
 
 
@@ -140,8 +148,9 @@ def assert_preserves_reference(
         scores = reference_preservation(merge, bracket)
         assert scores["well_exposed_fraction"] > 0.2, (bracket.name, scores)
         assert abs(scores["bias"]) <= tol["bias"], (bracket.name, scores)
-        assert scores["median_relative"] <= tol["median_relative"], (bracket.name, scores)
-        assert scores["p99_relative"] <= tol["p99_relative"], (bracket.name, scores)
+        for key in ("median_relative", "p99_relative"):
+            excess = scores[key] - scores[f"{key}_reference_alone"]
+            assert excess <= tol[f"{key}_excess"], (bracket.name, key, scores)
         drop = scores["psnr_mu_reference_alone"] - scores["psnr_mu"]
         assert drop <= tol["psnr_mu_drop_db"], (bracket.name, scores)
         results.append(scores)

@@ -139,3 +139,21 @@ def test_merge_refuses_a_learned_model_without_weights(dataset, tmp_path, capsys
     err = capsys.readouterr().err
     assert "random weights" in err and "--weights" in err and "--pretrained" in err
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+@pytest.mark.parametrize("model", ["safnet_s", "safnet", "sthdr", "flexhdr"])
+def test_synthetic_configs_train_with_the_simulators_variety(model):
+    # The configs spell VARIETY out (users read and edit them); they must not drift from it.
+    import yaml
+
+    from hdrzoo.data.modules import SyntheticDataModule
+    from hdrzoo.data.synthetic import VARIETY, SyntheticConfig
+
+    repo = Path(__file__).resolve().parents[1]
+    config = yaml.safe_load((repo / "configs" / model / "synthetic.yaml").read_text())
+    data = SyntheticDataModule(**config["data"]["init_args"]).config
+    expected = SyntheticConfig(**{**VARIETY, "evs": data.evs, "n_frames": data.n_frames})
+    for field in VARIETY:
+        if field == "ev_steps" and data.evs is not None:
+            continue  # explicit EVs (FlexHDR's five frames) replace the spacings
+        assert getattr(data, field) == getattr(expected, field), field

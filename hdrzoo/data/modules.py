@@ -140,7 +140,8 @@ class SyntheticDataModule(_BracketDataModule):
         radiance: ``"assets"`` (the packaged panoramas), ``"procedural"``, a path to a
             ``.hdr`` / ``.exr`` radiance map, a folder of such maps (e.g. your own
             collection: one is drawn per sample), or a list of these (a list of files
-            restricts training to those maps).
+            restricts training to those maps). None: ``synthetic["radiance"]`` if given,
+            else ``"assets"``.
         n_frames: frames per bracket (ignored when ``evs`` is given).
         evs: explicit exposure values per frame, ascending (e.g. ``[-2, 0, 2]``).
         ref: reference frame index; None: the middle frame.
@@ -165,7 +166,7 @@ class SyntheticDataModule(_BracketDataModule):
         seed: int = 0,
         val_seed: int = VAL_SEED_OFFSET,
         test_seed: int = TEST_SEED_OFFSET,
-        radiance: str | list[str] = "assets",
+        radiance: str | list[str] | None = None,
         n_frames: int = 3,
         evs: list[float] | None = None,
         ref: int | None = None,
@@ -202,7 +203,9 @@ class SyntheticDataModule(_BracketDataModule):
                         f"[{b0}, {b1}); move seed / val_seed / test_seed apart"
                     )
         options = dict(synthetic or {})
-        options.update(radiance=radiance, n_frames=n_frames, ref=ref, bit_depth=bit_depth)
+        options.update(n_frames=n_frames, ref=ref, bit_depth=bit_depth)
+        if radiance is not None:
+            options["radiance"] = radiance
         if evs is not None:
             options["evs"] = tuple(evs)
         try:

@@ -75,6 +75,30 @@ _TEXTURE_CANDIDATES = 6
 
 _S_CURVE_STRENGTH = 0.35
 
+CRF_GAMMA = (1.8, 2.6)
+"""``crf="random"``: the range of the encoding gamma (uniform per bracket)."""
+
+CRF_S_STRENGTH = (0.0, 0.5)
+"""``crf="random"``: the range of the S-curve strength applied after the gamma."""
+
+VARIETY: dict[str, Any] = {
+    "radiance": ["assets", "procedural"],
+    "still": 0.15,
+    "radiance_zoom": (0.5, 2.0),
+    "radiance_flip": True,
+    "white_balance": 0.5,
+    "noise_gain": (0.5, 8.0),
+    "ev_steps": (2.0, 2.5, 3.0),
+}
+"""Simulator settings for training that transfers to unseen scenes and cameras.
+
+Half the brackets are procedural scenes (unbounded variety of texture and light), the maps
+are zoomed, mirrored and re-lit, 15 % of brackets are still, and the sensor's noise and the
+EV spacing change every bracket. ``crf="random"`` is not among them: measured, it cost 2 dB
+on scenes captured with a camera response it did not contain (``docs/transfer.md``). The
+demo and the shipped synthetic configs train with these settings.
+"""
+
 
 @dataclass
 class SyntheticConfig:
@@ -114,13 +138,27 @@ class SyntheticConfig:
             merge relies on the other frames, so that its motion leaves real ghosts.
         shot_noise: Poisson variance per unit of signal (signal 1 = full well).
         read_noise: standard deviation of the Gaussian read noise.
-        crf: ``"gamma"`` (``x ** (1 / 2.2)``) or ``"s-curve"`` (gamma followed by a smooth
-            S-shaped curve; models that linearise with gamma 2.2 see a mismatched CRF).
+        crf: ``"gamma"`` (``x ** (1 / 2.2)``), ``"s-curve"`` (gamma followed by a smooth
+            S-shaped curve; models that linearise with gamma 2.2 see a mismatched CRF) or
+            ``"random"`` (per bracket: gamma drawn from ``CRF_GAMMA`` and an S-curve whose
+            strength is drawn from ``CRF_S_STRENGTH``: a different camera every bracket).
         bit_depth: 8 or 16; frames are ``code / (2 ** bit_depth - 1)``.
         saturation: ``(min, max)`` fraction of reference pixels meant to be saturated; the
             crop of a radiance map is chosen among random candidates to meet it (a target,
             not a hard bound: a map may have no such crop).
         crop_candidates: how many random crops of a radiance map are scored.
+        still: probability that a bracket is still: no camera motion and no moving object,
+            so that every frame agrees with the reference (a merge must learn to pass the
+            reference through where it is good).
+        radiance_zoom: ``(min, max)`` magnification of the radiance map (scene pixels per
+            map pixel), drawn log-uniformly per bracket; below 1 a larger region is read
+            and downsampled (antialiased), above 1 a smaller one is enlarged.
+        radiance_flip: mirror the scene left-right with probability 0.5.
+        white_balance: largest per-channel gain of the scene's illuminant, in stops (one
+            gain per channel drawn uniformly in +-this, luminance kept).
+        noise_gain: ``(min, max)`` factors, drawn log-uniformly per bracket and
+            independently, on the shot-noise variance and on the read-noise deviation
+            (a range of sensors instead of one).
         keep_radiance: also return the clean linear frames ``k * R_i`` (units ``t = 1``,
             unclipped, no noise) as ``meta["radiance"]`` ``(N, 3, H, W)``.
     """
@@ -148,6 +186,11 @@ class SyntheticConfig:
     bit_depth: int = 16
     saturation: tuple[float, float] = (0.05, 0.25)
     crop_candidates: int = 12
+    still: float = 0.0
+    radiance_zoom: tuple[float, float] = (1.0, 1.0)
+    radiance_flip: bool = False
+    white_balance: float = 0.0
+    noise_gain: tuple[float, float] = (1.0, 1.0)
     keep_radiance: bool = False
 
     def __post_init__(self) -> None:
@@ -177,7 +220,7 @@ class SyntheticConfig:
                 f"SyntheticConfig.ref = {self.ref} is out of range for {self.n_frames} frames"
             )
         for name in ("camera_translation", "object_speed", "object_radius", "object_contrast",
-                     "saturation", "n_objects"):  # fmt: skip
+                     "saturation", "n_objects", "radiance_zoom", "noise_gain"):  # fmt: skip
             value = tuple(_as_tuple(getattr(self, name)))
             if len(value) != 2 or value[0] > value[1] or value[0] < 0:
                 raise HDRZooError(
@@ -186,12 +229,20 @@ class SyntheticConfig:
             setattr(self, name, value)
         if self.object_radius[1] > 0.5:
             raise HDRZooError("SyntheticConfig.object_radius is a fraction of min(H, W), <= 0.5")
-        if self.crf not in ("gamma", "s-curve"):
-            raise HDRZooError(f"SyntheticConfig.crf must be 'gamma' or 's-curve', got {self.crf!r}")
+        if self.crf not in ("gamma", "s-curve", "random"):
+            raise HDRZooError(
+                f"SyntheticConfig.crf must be 'gamma', 's-curve' or 'random', got {self.crf!r}"
+            )
+        for name in ("radiance_zoom", "noise_gain"):
+            if not min(getattr(self, name)) > 0:
+                raise HDRZooError(f"SyntheticConfig.{name} must be positive factors")
+        if not 0.0 <= self.still <= 1.0:
+            raise HDRZooError(f"SyntheticConfig.still is a probability, got {self.still}")
         if self.bit_depth not in (8, 16):
             raise HDRZooError(f"SyntheticConfig.bit_depth must be 8 or 16, got {self.bit_depth}")
         for name in ("camera_rotation", "camera_scale", "camera_perspective", "object_spin",
-                     "object_edge", "shot_noise", "read_noise", "object_on_clipped"):  # fmt: skip
+                     "object_edge", "shot_noise", "read_noise", "object_on_clipped",
+                     "white_balance"):  # fmt: skip
             if not getattr(self, name) >= 0:
                 raise HDRZooError(f"SyntheticConfig.{name} must be >= 0")
         if self.crop_candidates < 1:
@@ -323,7 +374,14 @@ def _window(
         cols = cols % radiance.shape[-1] if wrap else cols.clamp(0, radiance.shape[-1] - 1)
         window = radiance.index_select(-2, rows).index_select(-1, cols)
     if out_size is not None and tuple(out_size) != (height, width):
-        window = resize(window[None], out_size, interpolation="bilinear", align_corners=True)[0]
+        shrinks = out_size[0] < height or out_size[1] < width
+        window = resize(
+            window[None],
+            out_size,
+            interpolation="bilinear",
+            align_corners=True,
+            antialias=shrinks,
+        )[0]
     return window
 
 
@@ -510,6 +568,12 @@ def procedural_radiance(
         disc = (radius + 0.5 - distance).clamp(0.0, 1.0)
         radiance = radiance + colour * power * disc
     return radiance.float()
+
+
+def _illuminant(stops: float, rng: np.random.Generator) -> torch.Tensor:
+    """Per-channel gains ``(3, 1, 1)`` within +-``stops``, scaled to keep luminance."""
+    gains = torch.from_numpy(2.0 ** rng.uniform(-stops, stops, 3)).float()
+    return (gains / float(_luminance(gains[:, None, None]))).view(3, 1, 1)
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -815,14 +879,41 @@ def _composite(
 # ----------------------------------------------------------------------------- capture
 
 
-def _s_curve(encoded: torch.Tensor) -> torch.Tensor:
+def _s_curve(encoded: torch.Tensor, strength: float = _S_CURVE_STRENGTH) -> torch.Tensor:
     """A smooth S on gamma-encoded values: monotone (slope >= 1 - strength), fixes 0 and 1."""
     smooth = encoded * encoded * (3.0 - 2.0 * encoded)
-    return (1.0 - _S_CURVE_STRENGTH) * encoded + _S_CURVE_STRENGTH * smooth
+    return (1.0 - strength) * encoded + strength * smooth
+
+
+@dataclass
+class _Camera:
+    """One bracket's sensor and response: noise levels, encoding gamma, S-curve strength."""
+
+    shot_noise: float
+    read_noise: float
+    gamma: float = GAMMA
+    s_strength: float = 0.0
+
+    @classmethod
+    def draw(cls, config: SyntheticConfig, rng: np.random.Generator) -> _Camera:
+        camera = cls(config.shot_noise, config.read_noise)
+        if config.crf == "s-curve":
+            camera.s_strength = _S_CURVE_STRENGTH
+        elif config.crf == "random":  # draws only when asked: default brackets keep their bytes
+            camera.gamma = float(rng.uniform(*CRF_GAMMA))
+            camera.s_strength = float(rng.uniform(*CRF_S_STRENGTH))
+        if config.noise_gain != (1.0, 1.0):
+            camera.shot_noise *= _log_uniform(rng, config.noise_gain)
+            camera.read_noise *= _log_uniform(rng, config.noise_gain)
+        return camera
+
+
+def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    return float(np.exp(rng.uniform(math.log(bounds[0]), math.log(bounds[1]))))
 
 
 def _capture(
-    signal: torch.Tensor, config: SyntheticConfig, generator: torch.Generator
+    signal: torch.Tensor, camera: _Camera, bit_depth: int, generator: torch.Generator
 ) -> torch.Tensor:
     """Noisy, clipped, encoded and quantised frames from the linear signal ``k R_i t_i``.
 
@@ -830,12 +921,12 @@ def _capture(
     usual heteroscedastic model): exact Poisson sampling would cost ten times the rest of
     the simulation, and at 10^4 electrons full well the two are indistinguishable.
     """
-    std = (signal * config.shot_noise).add_(config.read_noise**2).sqrt_()
+    std = (signal * camera.shot_noise).add_(camera.read_noise**2).sqrt_()
     exposed = torch.randn(signal.shape, generator=generator).mul_(std).add_(signal)
-    exposed.clamp_(0.0, 1.0).pow_(1.0 / GAMMA)
-    if config.crf == "s-curve":
-        exposed = _s_curve(exposed)
-    levels = float(2**config.bit_depth - 1)
+    exposed.clamp_(0.0, 1.0).pow_(1.0 / camera.gamma)
+    if camera.s_strength:
+        exposed = _s_curve(exposed, camera.s_strength)
+    levels = float(2**bit_depth - 1)
     return exposed.mul_(levels).round_().div_(levels)
 
 
@@ -919,7 +1010,12 @@ def _synthesize(seed: int, cfg: SyntheticConfig) -> Bracket:
         evs = [step * (i - ref) for i in range(n)]
     exposures = [2.0 ** (ev - evs[0]) for ev in evs]
 
-    motions = _camera_motions(cfg, n, ref, rng)
+    still = cfg.still > 0 and rng.random() < cfg.still
+    if still:  # every frame sees the reference's geometry: nothing to align
+        cfg = dataclasses.replace(cfg, n_objects=(0, 0))
+        motions = torch.eye(3, dtype=torch.float64).repeat(n, 1, 1)
+    else:
+        motions = _camera_motions(cfg, n, ref, rng)
     x0, y0, canvas_w, canvas_h = _canvas_bounds(motions, cfg.size)
 
     sources = _sources(cfg.radiance)
@@ -940,13 +1036,20 @@ def _synthesize(seed: int, cfg: SyntheticConfig) -> Bracket:
         panorama = _is_panorama(radiance)
         rows = _usable_rows(radiance.shape[-2], panorama)
         available = (rows[1] - rows[0], radiance.shape[-1])
-        read_h, read_w, zoom = _scaled_extent((canvas_h, canvas_w), available)
+        magnification = 1.0
+        if cfg.radiance_zoom != (1.0, 1.0):
+            magnification = _log_uniform(rng, cfg.radiance_zoom)
+        extent = (math.ceil(canvas_h / magnification), math.ceil(canvas_w / magnification))
+        read_h, read_w, zoom = _scaled_extent(extent, available)
+        zoom *= magnification
         view = (max(1, round(height / zoom)), max(1, round(width / zoom)))
         view_offset = (int(-y0 / zoom), int(-x0 / zoom))
         top, left = _choose_crop(
             pooled, panorama, rows, view, view_offset, (read_h, read_w), exposures[ref], cfg, rng
         )
         canvas = _window(radiance, top, left, read_h, read_w, panorama, (canvas_h, canvas_w))
+        if cfg.radiance_flip and rng.random() < 0.5:
+            canvas = canvas.flip(-1)
 
         def texture_source(size: int) -> torch.Tensor:
             # the most textured of a few windows from another part of the map: a flat
@@ -973,11 +1076,20 @@ def _synthesize(seed: int, cfg: SyntheticConfig) -> Bracket:
 
         source_name = Path(source).name
 
+    if cfg.white_balance > 0:  # another illuminant: for the background and the sprites
+        illuminant = _illuminant(cfg.white_balance, rng)
+        canvas = canvas * illuminant
+        unlit_texture = texture_source
+
+        def texture_source(size: int) -> torch.Tensor:
+            return unlit_texture(size) * illuminant
+
     # render every frame's linear radiance: background through the camera, sprites on top
     frames = torch.empty(n, 3, height, width)
     canvas_to_ref = _translation(x0, y0)
+    identity = torch.eye(3, dtype=torch.float64)
     for i in range(n):
-        if i == ref:
+        if i == ref or torch.equal(motions[i], identity):  # no resampling blur
             frames[i] = canvas[:, -y0 : -y0 + height, -x0 : -x0 + width]
         else:
             matrix = (motions[i] @ canvas_to_ref).float()[None]
@@ -999,7 +1111,8 @@ def _synthesize(seed: int, cfg: SyntheticConfig) -> Bracket:
     frames.mul_(k)
     gt = frames[ref].clamp(max=1.0)
     signal = frames * torch.tensor(exposures, dtype=torch.float32)[:, None, None, None]
-    ldr = _capture(signal, cfg, generator)
+    camera = _Camera.draw(cfg, rng)
+    ldr = _capture(signal, camera, cfg.bit_depth, generator)
 
     meta: dict[str, Any] = {
         "source": source_name,
@@ -1010,6 +1123,9 @@ def _synthesize(seed: int, cfg: SyntheticConfig) -> Bracket:
         "evs": evs,
         "bit_depth": cfg.bit_depth,
         "crf": cfg.crf,
+        "camera_response": {"gamma": camera.gamma, "s_strength": camera.s_strength},
+        "noise": {"shot": camera.shot_noise, "read": camera.read_noise},
+        "still": still,
         "flow": _background_flow(motions, cfg.size),
         "object_masks": masks,
         "saturated": (ldr.amax(dim=1) >= SATURATED_LDR).float().mean(dim=(-2, -1)).tolist(),

@@ -194,6 +194,11 @@ def test_cpu_row_block_inference_equals_the_autograd_path(monkeypatch, variant, 
     monkeypatch.setattr(rowconv, "BLOCK_BYTES", block_bytes)
     torch.manual_seed(2)
     net = SAFNet(variant).eval()
+    # PyTorch's default init for the zero-initialised heads: the refine net's layers must
+    # reach the output for the row blocks to be tested.
+    refine_head = net.refinenet.conv7 if variant == "s" else net.refinenet.conv3
+    for head in (net.decoder.conv6, refine_head):
+        head.reset_parameters()
     for p in net.parameters():  # random non-trivial PReLU slopes, negative ones included
         if p.ndim == 1:
             p.data.uniform_(-0.5, 1.5)
@@ -517,8 +522,13 @@ def test_fit_steps_on_a_tiny_batch_reduce_the_loss():
         perceptual_weight=0.0,
         optimizer=lambda params: torch.optim.Adam(params, lr=1e-3),
     )
-    batch = static_batch(batch=2, size=64, seed=1)
-    samples = [{k: v[i] for k, v in batch.items()} for i in range(2)]
+    # Brackets with motion and saturation: a static scene would leave nothing to learn, as
+    # the untrained net's explicit merge (zero refine head) already reproduces it.
+    from hdrzoo.data.synthetic import synthesize
+
+    samples = [synthesize(seed, size=64).sample() for seed in (1, 2)]
+    samples = [{k: v for k, v in sample.items() if k != "name"} for sample in samples]
+    batch = {k: torch.stack([sample[k] for sample in samples]) for k in samples[0]}
     with torch.no_grad():
         before, _ = module.compute_loss(module.training_forward(batch), batch)
     trainer = L.Trainer(
@@ -532,7 +542,7 @@ def test_fit_steps_on_a_tiny_batch_reduce_the_loss():
     trainer.fit(module, DataLoader(samples, batch_size=2))
     with torch.no_grad():
         after, _ = module.compute_loss(module.training_forward(batch), batch)
-    assert float(after) < 0.8 * float(before)
+    assert float(after) < 0.8 * float(before), (float(before), float(after))
 
 
 def test_init_weights_load_once_when_a_trainer_sets_up(safnet_s_fixture, tmp_path):
@@ -657,3 +667,5 @@ def test_untrained_network_starts_from_zero_flows_and_half_masks(variant):
     assert torch.equal(out.aux["flow2"], torch.zeros_like(out.aux["flow2"]))
     assert torch.equal(out.aux["mask0"], torch.full_like(out.aux["mask0"], 0.5))
     assert torch.equal(out.aux["mask2"], torch.full_like(out.aux["mask2"], 0.5))
+    # ... and the zero-initialised residual head of the refine net returns H_m itself.
+    assert torch.equal(out.hdr, out.aux["hdr_m"].clamp(0.0, 1.0))

@@ -11,6 +11,8 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from _reference_preserving import assert_preserves_reference
+from conftest import shared_dir
 
 import hdrzoo
 from hdrzoo import metrics
@@ -66,6 +68,13 @@ def test_safnet_s_trained_from_scratch_with_the_demo_recipe_beats_the_reference_
     # alone) and 22.3 (classic).
     assert learned > reference + 1.0, (seed, learned, reference)
     assert learned > classic + 3.0, (seed, learned, classic)
+    # Where there is nothing to fix (no motion, nothing saturated in the reference) the
+    # trained model returns the reference frame's radiance (tests/_reference_preserving.py),
+    # on the packaged maps and on a map it never trained on.
+    assert_preserves_reference(module.merge, seeds=(0, 1))
+    if shared_dir() is not None:  # a CC0 map that is not packaged, hence never trained on
+        unseen = shared_dir() / "data" / "hdri" / "studio.exr"
+        assert_preserves_reference(module.merge, seeds=(0,), radiance=str(unseen))
 
 
 FIXTURE_PSNR_MU = {"courtyard": 33.2079, "forest": 37.3750}
